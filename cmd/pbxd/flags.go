@@ -1,0 +1,76 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+// serveConfig is what `pbxd serve` is told by flags and PBXD_* variables.
+type serveConfig struct {
+	DataDir           string
+	HTTPListen        string
+	AdminPasswordFile string
+	LogLevel          string
+	LogFormat         string
+	SessionTTL        time.Duration
+	StoreSync         bool
+	SIPRealm          string
+	ShutdownTimeout   time.Duration
+}
+
+func newServeFlags(cfg *serveConfig) *pflag.FlagSet {
+	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+	fs.SortFlags = false
+	fs.StringVar(&cfg.DataDir, "data-dir", "./data", "directory for the database and other state")
+	fs.StringVar(&cfg.HTTPListen, "http-listen", "127.0.0.1:8080", "address:port of the HTTP API")
+	fs.StringVar(&cfg.AdminPasswordFile, "admin-password-file", "", "file holding the first admin's password (first start only; PBXD_ADMIN_PASSWORD works too)")
+	fs.StringVar(&cfg.LogLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&cfg.LogFormat, "log-format", "json", "json or text")
+	fs.DurationVar(&cfg.SessionTTL, "session-ttl", 12*time.Hour, "lifetime of a login session")
+	fs.BoolVar(&cfg.StoreSync, "store-sync", true, "fsync every database commit (survives power loss, not only crashes)")
+	fs.StringVar(&cfg.SIPRealm, "sip-realm", "pbxd", "digest realm of SIP device credentials (changing it invalidates device passwords)")
+	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long SIGTERM waits for requests in flight")
+	return fs
+}
+
+// envName maps a flag to its environment variable: --http-listen → PBXD_HTTP_LISTEN.
+func envName(flag string) string {
+	return "PBXD_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
+// parseServeFlags applies PBXD_* variables first, then the command line,
+// which wins.
+func parseServeFlags(args []string) (*serveConfig, error) {
+	cfg := &serveConfig{}
+	fs := newServeFlags(cfg)
+	var envErr error
+	fs.VisitAll(func(f *pflag.Flag) {
+		if v, ok := os.LookupEnv(envName(f.Name)); ok && envErr == nil {
+			if err := f.Value.Set(v); err != nil {
+				envErr = fmt.Errorf("%s: %w", envName(f.Name), err)
+			}
+		}
+	})
+	if envErr != nil {
+		return nil, envErr
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	switch cfg.LogFormat {
+	case "json", "text":
+	default:
+		return nil, fmt.Errorf("--log-format must be json or text")
+	}
+	if cfg.SessionTTL < time.Minute {
+		return nil, fmt.Errorf("--session-ttl must be at least 1m")
+	}
+	return cfg, nil
+}

@@ -1,0 +1,189 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"pbxd/api"
+	"pbxd/store"
+
+	"github.com/spf13/pflag"
+)
+
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	if format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	}
+	return slog.New(slog.NewJSONHandler(w, opts)), nil
+}
+
+// serve runs the appliance until SIGTERM or SIGINT.
+func serve(args []string, stderr io.Writer) int {
+	cfg, err := parseServeFlags(args)
+	if errors.Is(err, pflag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "pbxd serve: %v\n", err)
+		return 2
+	}
+	log, err := newLogger(stderr, cfg.LogFormat, cfg.LogLevel)
+	if err != nil {
+		fmt.Fprintf(stderr, "pbxd serve: %v\n", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := runServe(ctx, cfg, log); err != nil {
+		log.Error("pbxd stopped with an error", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// adminPassword reads the first admin's password from the file flag or
+// PBXD_ADMIN_PASSWORD; empty means generate one.
+func adminPassword(cfg *serveConfig) (string, error) {
+	if cfg.AdminPasswordFile != "" {
+		b, err := os.ReadFile(cfg.AdminPasswordFile)
+		if err != nil {
+			return "", fmt.Errorf("--admin-password-file: %w", err)
+		}
+		return strings.TrimRight(string(b), "\r\n"), nil
+	}
+	return os.Getenv("PBXD_ADMIN_PASSWORD"), nil
+}
+
+func runServe(ctx context.Context, cfg *serveConfig, log *slog.Logger) error {
+	start := time.Now()
+	n := newNotifier(log)
+	n.status("opening store")
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	st, err := store.Open(store.Config{Dir: filepath.Join(cfg.DataDir, "db"), SyncWrites: cfg.StoreSync, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := st.Close(); err != nil {
+			log.Error("closing store", "err", err)
+		} else {
+			log.Info("store closed")
+		}
+	}()
+
+	srv := api.New(api.Config{Store: st, Logger: log, Version: version, SessionTTL: cfg.SessionTTL, SIPRealm: cfg.SIPRealm})
+	defer srv.Close()
+
+	pw, err := adminPassword(cfg)
+	if err != nil {
+		return err
+	}
+	created, generated, err := srv.EnsureAdmin(ctx, pw)
+	if err != nil {
+		return fmt.Errorf("creating the first admin: %w", err)
+	}
+	switch {
+	case created && generated != "":
+		// The one time a secret is logged: there is no other channel on a
+		// freshly flashed box. It must be changed at first login.
+		log.Warn("first start: created user admin with a generated password; it is shown only now and must be changed at first login",
+			"username", api.FirstAdminName, "password", generated)
+	case created:
+		log.Info("first start: created user admin with the configured password", "username", api.FirstAdminName)
+	}
+
+	ln, err := net.Listen("tcp", cfg.HTTPListen)
+	if err != nil {
+		return fmt.Errorf("--http-listen: %w", err)
+	}
+	hs := &http.Server{
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- hs.Serve(ln) }()
+
+	addr := ln.Addr().String()
+	log.Info("pbxd ready", "version", version, "http", addr, "api", "http://"+addr+"/api/v1",
+		"data_dir", cfg.DataDir, "startup_ms", time.Since(start).Milliseconds())
+	n.ready(fmt.Sprintf("serving API on %s", addr))
+
+	wdCtx, wdStop := context.WithCancel(ctx)
+	wdDone := make(chan struct{})
+	go func() {
+		defer close(wdDone)
+		n.watchdog(wdCtx, healthCheck(st, addr))
+	}()
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down", "signal", "SIGTERM/SIGINT")
+	case runErr = <-serveErr:
+		log.Error("HTTP server failed", "err", runErr)
+	}
+	wdStop()
+	<-wdDone
+	n.stopping()
+	shCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := hs.Shutdown(shCtx); err != nil {
+		log.Warn("HTTP shutdown did not finish in time", "err", err)
+	}
+	return runErr
+}
+
+// healthCheck proves the process can still do its job: the store answers
+// and the HTTP listener serves /healthz.
+func healthCheck(st *store.Store, addr string) func(context.Context) error {
+	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	host, port, _ := net.SplitHostPort(addr)
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "127.0.0.1"
+		if ip != nil && ip.To4() == nil {
+			host = "::1"
+		}
+	}
+	url := "http://" + net.JoinHostPort(host, port) + "/healthz"
+	return func(ctx context.Context) error {
+		if err := st.Ping(); err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return fmt.Errorf("http: %w", err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("http: /healthz answered %d", resp.StatusCode)
+		}
+		return nil
+	}
+}
