@@ -139,7 +139,7 @@ func (s *Server) handleListUserSkills(w http.ResponseWriter, r *http.Request, p 
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, listEnvelope{Count: len(v.Skills), Total: len(v.Skills), Objects: v.Skills})
+	writeJSON(w, http.StatusOK, listEnvelope{Count: len(*v.Skills), Total: len(*v.Skills), Objects: *v.Skills})
 	return nil
 }
 

@@ -255,7 +255,7 @@ func parseExpand(q url.Values) (expand, *Problem) {
 
 // expandUser adds skills and devices to v; names caches the skill catalogue.
 func (s *Server) expandUser(tx *store.Tx, u *store.User, v *userView, names map[string]string) error {
-	v.Skills = []skillAssign{}
+	skills := []skillAssign{}
 	for _, a := range u.Skills {
 		name, ok := names[a.SkillID]
 		if !ok {
@@ -267,16 +267,18 @@ func (s *Server) expandUser(tx *store.Tx, u *store.User, v *userView, names map[
 				name = sk.Name
 			}
 		}
-		v.Skills = append(v.Skills, skillAssign{SkillID: a.SkillID, Name: name, Proficiency: a.Proficiency, URI: skillURI(a.SkillID)})
+		skills = append(skills, skillAssign{SkillID: a.SkillID, Name: name, Proficiency: a.Proficiency, URI: skillURI(a.SkillID)})
 	}
+	v.Skills = &skills
 	devs, err := tx.ListDevices(u.ID)
 	if err != nil {
 		return err
 	}
-	v.Devices = []deviceView{}
+	views := []deviceView{}
 	for _, d := range devs {
-		v.Devices = append(v.Devices, viewDevice(d))
+		views = append(views, viewDevice(d))
 	}
+	v.Devices = &views
 	return nil
 }
 

@@ -22,25 +22,25 @@ func userURI(id string) string { return "/api/v1/users/" + url.PathEscape(id) }
 // userView is a user as the API shows it. The password and its hash never
 // appear; skills and devices only with subresources=*.
 type userView struct {
-	ID                         string        `json:"id"`
-	URI                        string        `json:"uri"`
-	UserName                   string        `json:"userName"`
-	FirstName                  string        `json:"firstName"`
-	LastName                   string        `json:"lastName"`
-	Roles                      []string      `json:"roles"`
-	DoNotDisturb               string        `json:"doNotDisturb"`
-	ChangePasswordOnFirstLogin bool          `json:"changePasswordOnFirstLogin"`
-	Extension                  string        `json:"extension,omitempty"`
-	Timezone                   string        `json:"timezone"`
-	Enabled                    bool          `json:"enabled"`
-	HasPassword                bool          `json:"hasPassword"`
-	CreatedAt                  int64         `json:"createdAt"`
-	CreatedBy                  string        `json:"createdBy,omitempty"`
-	ModifiedAt                 int64         `json:"modifiedAt"`
-	ModifiedBy                 string        `json:"modifiedBy,omitempty"`
-	PasswordModifiedAt         int64         `json:"passwordModifiedAt,omitempty"`
-	Skills                     []skillAssign `json:"skills,omitempty"`
-	Devices                    []deviceView  `json:"devices,omitempty"`
+	ID                         string         `json:"id"`
+	URI                        string         `json:"uri"`
+	UserName                   string         `json:"userName"`
+	FirstName                  string         `json:"firstName"`
+	LastName                   string         `json:"lastName"`
+	Roles                      []string       `json:"roles"`
+	DoNotDisturb               string         `json:"doNotDisturb"`
+	ChangePasswordOnFirstLogin bool           `json:"changePasswordOnFirstLogin"`
+	Extension                  string         `json:"extension,omitempty"`
+	Timezone                   string         `json:"timezone"`
+	Enabled                    bool           `json:"enabled"`
+	HasPassword                bool           `json:"hasPassword"`
+	CreatedAt                  int64          `json:"createdAt"`
+	CreatedBy                  string         `json:"createdBy,omitempty"`
+	ModifiedAt                 int64          `json:"modifiedAt"`
+	ModifiedBy                 string         `json:"modifiedBy,omitempty"`
+	PasswordModifiedAt         int64          `json:"passwordModifiedAt,omitempty"`
+	Skills                     *[]skillAssign `json:"skills,omitempty"`
+	Devices                    *[]deviceView  `json:"devices,omitempty"`
 }
 
 // DND values of the FlagV2 enum.
