@@ -284,14 +284,26 @@ func (s *Server) expandUser(tx *store.Tx, u *store.User, v *userView, names map[
 
 // matchUser is the q search: every word must appear (case-insensitively) in
 // the user name, first or last name, or extension.
-func matchUser(u *store.User, words []string) bool {
+func matchUser(e *store.DirEntry, words []string) bool {
 	for _, w := range words {
-		if !strings.Contains(strings.ToLower(u.UserName), w) && !strings.Contains(strings.ToLower(u.FirstName), w) &&
-			!strings.Contains(strings.ToLower(u.LastName), w) && !strings.Contains(u.Extension, w) {
+		if !containsFold(e.UserName, w) && !containsFold(e.FirstName, w) && !containsFold(e.LastName, w) && !strings.Contains(e.Extension, w) {
 			return false
 		}
 	}
 	return true
+}
+
+// containsFold reports whether lower-case word occurs in s, ignoring case.
+func containsFold(s, word string) bool {
+	if len(word) > len(s) {
+		return false
+	}
+	for i := 0; i+len(word) <= len(s); i++ {
+		if strings.EqualFold(s[i:i+len(word)], word) {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Server) handleListUsers(w http.ResponseWriter, r *http.Request, p *Principal) error {
@@ -333,8 +345,8 @@ func (s *Server) handleListUsers(w http.ResponseWriter, r *http.Request, p *Prin
 			}
 		}
 		var inner error
-		err := tx.ListUsers(func(u *store.User) bool {
-			if !matchUser(u, words) {
+		err := tx.ScanDirectory(func(e store.DirEntry) bool {
+			if !matchUser(&e, words) {
 				return true
 			}
 			total++
@@ -342,8 +354,13 @@ func (s *Server) handleListUsers(w http.ResponseWriter, r *http.Request, p *Prin
 				return true
 			}
 			if !exp.fields {
-				objects = append(objects, userURI(u.ID))
+				objects = append(objects, userURI(e.ID))
 				return true
+			}
+			u, err := tx.GetUser(e.ID)
+			if err != nil {
+				inner = err
+				return false
 			}
 			v := viewUser(u)
 			if exp.subresources {

@@ -13,7 +13,10 @@ func userNameKey(name string) []byte     { return []byte("x/un/" + strings.ToLow
 func userExtKey(ext string) []byte       { return []byte("x/ue/" + ext) }
 func skillUserKey(sk, uid string) []byte { return []byte("x/us/" + sk + "/" + uid) }
 
-var prefixUser = []byte("u/")
+var (
+	prefixUser     = []byte("u/")
+	prefixUserName = []byte("x/un/")
+)
 
 // GetUser loads a user by id.
 func (tx *Tx) GetUser(id string) (*User, error) {
@@ -24,8 +27,37 @@ func (tx *Tx) GetUser(id string) (*User, error) {
 	return u, nil
 }
 
-// lookup follows an index entry to the id it holds.
-func (tx *Tx) lookup(key []byte) (string, error) { return tx.getString(key) }
+// lookup follows an index entry to the id it holds (the part of the value
+// before any NUL: the userName index carries directory fields after it).
+func (tx *Tx) lookup(key []byte) (string, error) {
+	v, err := tx.getString(key)
+	if i := strings.IndexByte(v, 0); i >= 0 {
+		v = v[:i]
+	}
+	return v, err
+}
+
+// DirEntry is a user's directory line: what listing and searching need,
+// kept in the userName index so that a search never decodes user records.
+type DirEntry struct {
+	ID, UserName, FirstName, LastName, Extension string
+}
+
+func dirValue(u *User) []byte {
+	return []byte(u.ID + "\x00" + u.UserName + "\x00" + u.FirstName + "\x00" + u.LastName + "\x00" + u.Extension)
+}
+
+// ScanDirectory calls fn for every user's directory entry in the order of
+// lower-cased userName, until fn returns false.
+func (tx *Tx) ScanDirectory(fn func(e DirEntry) bool) error {
+	return tx.each(prefixUserName, func(_, v []byte) (bool, error) {
+		f := strings.Split(string(v), "\x00")
+		if len(f) != 5 {
+			return false, fmt.Errorf("store: malformed directory entry")
+		}
+		return fn(DirEntry{ID: f[0], UserName: f[1], FirstName: f[2], LastName: f[3], Extension: f[4]}), nil
+	})
+}
 
 // UserByName finds a user by userName, ignoring case.
 func (tx *Tx) UserByName(userName string) (*User, error) {
@@ -115,7 +147,7 @@ func (tx *Tx) PutUser(u *User) error {
 			return err
 		}
 	}
-	if err := tx.txn.Set(userNameKey(u.UserName), []byte(u.ID)); err != nil {
+	if err := tx.txn.Set(userNameKey(u.UserName), dirValue(u)); err != nil {
 		return err
 	}
 	if u.Extension != "" {

@@ -1,0 +1,162 @@
+//go:build bench
+
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestBench measures the running binary: seeding 10,000 users through the
+// API, time from `pbxd serve` to ready with them, idle RSS, a Bearer-token
+// load on GET /users/{id}, and searches at 10,000 users. Every loop is
+// bounded in count and time; traffic stays on loopback.
+func TestBench(t *testing.T) {
+	dir := t.TempDir()
+	p := startAdmin(t, dir)
+	admin := p.login("admin", e2eAdminPassword)
+	su := p.do("POST", "/api/v1/service-users", admin, map[string]any{"name": "bench", "permissions": []string{"users:read"}}).want(t, 201)
+	svcTok := su.str("token")
+
+	const n = 10_000
+	ids := make([]string, n)
+	seedStart := time.Now()
+	var wg sync.WaitGroup
+	jobs := make(chan int)
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range jobs {
+				r := p.do("POST", "/api/v1/users", admin, map[string]any{"userName": fmt.Sprintf("user%05d@example.com", i),
+					"firstName": fmt.Sprintf("First%d", i), "lastName": fmt.Sprintf("Last%d", i%977), "extension": fmt.Sprint(20000 + i)})
+				if r.code != 201 {
+					t.Errorf("seed %d: %d %s", i, r.code, r.raw)
+					return
+				}
+				ids[i] = r.str("id")
+			}
+		}()
+	}
+	for i := 0; i < n; i++ {
+		jobs <- i
+	}
+	close(jobs)
+	wg.Wait()
+	seed := time.Since(seedStart)
+	fmt.Printf("BENCH user create via API (fsync, 8 clients): %d users in %v = %.0f/s\n", n, seed.Round(time.Millisecond), float64(n)/seed.Seconds())
+	p.Stop()
+
+	// Time to ready with 10,000 users, over 5 restarts.
+	var readies []time.Duration
+	var q *proc
+	for i := 0; i < 5; i++ {
+		t0 := time.Now()
+		q = start(t, startOpts{dataDir: dir})
+		readies = append(readies, time.Since(t0))
+		if i < 4 {
+			q.Stop()
+		}
+	}
+	sort.Slice(readies, func(i, j int) bool { return readies[i] < readies[j] })
+	fmt.Printf("BENCH serve → ready with %d users: median %v, max %v (process start to the ready log line)\n", n,
+		readies[2].Round(time.Millisecond), readies[4].Round(time.Millisecond))
+
+	time.Sleep(3 * time.Second)
+	fmt.Printf("BENCH idle RSS with %d users: %s\n", n, rss(q.cmd.Process.Pid))
+
+	// Bearer load on GET /users/{id}.
+	for _, tc := range []struct{ name, tok string }{{"service-user token", svcTok}, {"session token", q.login("admin", e2eAdminPassword)}} {
+		lat, dur := load(t, q.base, tc.tok, ids, 16, 5*time.Second, 200_000)
+		fmt.Printf("BENCH GET /api/v1/users/{id} with %s, 16 clients: %d requests in %v = %.0f req/s, p50 %v p99 %v\n",
+			tc.name, len(lat), dur.Round(time.Millisecond), float64(len(lat))/dur.Seconds(), pct(lat, 50), pct(lat, 99))
+	}
+	fmt.Printf("BENCH RSS after load: %s\n", rss(q.cmd.Process.Pid))
+
+	for _, path := range []string{"/api/v1/users?q=last42&fields=*", "/api/v1/users?q=user09999", "/api/v1/users?rows=50&start=5000&fields=*"} {
+		var lat []time.Duration
+		for i := 0; i < 30; i++ {
+			t0 := time.Now()
+			q.do("GET", path, svcTok, nil).want(t, 200)
+			lat = append(lat, time.Since(t0))
+		}
+		fmt.Printf("BENCH GET %s at %d users: p50 %v p99 %v\n", path, n, pct(lat, 50), pct(lat, 99))
+	}
+	fmt.Printf("BENCH GOMAXPROCS=%d GOGC=%q\n", runtime.GOMAXPROCS(0), os.Getenv("GOGC"))
+}
+
+// load runs clients goroutines for at most d or max requests in all.
+func load(t *testing.T, base, tok string, ids []string, clients int, d time.Duration, max int) ([]time.Duration, time.Duration) {
+	tr := &http.Transport{MaxIdleConnsPerHost: clients}
+	c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	defer tr.CloseIdleConnections()
+	var mu sync.Mutex
+	var all []time.Duration
+	var wg sync.WaitGroup
+	start := time.Now()
+	deadline := start.Add(d)
+	per := max / clients
+	for w := 0; w < clients; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			lat := make([]time.Duration, 0, 4096)
+			for i := 0; i < per && time.Now().Before(deadline); i++ {
+				req, _ := http.NewRequest("GET", base+"/api/v1/users/"+ids[(w*7919+i)%len(ids)], nil)
+				req.Header.Set("Authorization", "Bearer "+tok)
+				t0 := time.Now()
+				res, err := c.Do(req)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				var buf [4096]byte
+				for {
+					if _, err := res.Body.Read(buf[:]); err != nil {
+						break
+					}
+				}
+				res.Body.Close()
+				if res.StatusCode != 200 {
+					t.Errorf("status %d", res.StatusCode)
+					return
+				}
+				lat = append(lat, time.Since(t0))
+			}
+			mu.Lock()
+			all = append(all, lat...)
+			mu.Unlock()
+		}(w)
+	}
+	wg.Wait()
+	return all, time.Since(start)
+}
+
+func pct(lat []time.Duration, p int) time.Duration {
+	if len(lat) == 0 {
+		return 0
+	}
+	s := append([]time.Duration(nil), lat...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[(len(s)-1)*p/100].Round(time.Microsecond)
+}
+
+func rss(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return err.Error()
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "VmRSS:") {
+			return strings.Join(strings.Fields(line)[1:], " ")
+		}
+	}
+	return "?"
+}
