@@ -9,6 +9,8 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+
+	"pbxd/store"
 )
 
 // MaxBodyBytes bounds every request body.
@@ -86,4 +88,21 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// respond finishes a handler: a missing record becomes a 404 naming what,
+// another error is passed up, and success sends v (or no body when v is nil).
+func respond(w http.ResponseWriter, err error, what string, status int, v any) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return notFound(what)
+	}
+	if err != nil {
+		return err
+	}
+	if v == nil {
+		w.WriteHeader(status)
+		return nil
+	}
+	writeJSON(w, status, v)
+	return nil
 }

@@ -182,12 +182,5 @@ func (s *Server) handleDeleteDevice(w http.ResponseWriter, r *http.Request, p *P
 		}
 		return s.audit(tx, r, p, "device.delete", "device", did, map[string]string{"userId": id, "username": d.Username})
 	})
-	if errors.Is(err, store.ErrNotFound) {
-		return notFound("device " + did)
-	}
-	if err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return respond(w, err, "device "+did, http.StatusNoContent, nil)
 }

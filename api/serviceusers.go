@@ -290,12 +290,5 @@ func (s *Server) handleDeleteServiceUser(w http.ResponseWriter, r *http.Request,
 		}
 		return s.audit(tx, r, p, "serviceUser.delete", "serviceUser", id, map[string]string{"name": su.Name})
 	})
-	if errors.Is(err, store.ErrNotFound) {
-		return notFound("service user " + id)
-	}
-	if err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return respond(w, err, "service user "+id, http.StatusNoContent, nil)
 }

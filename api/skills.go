@@ -102,14 +102,7 @@ func (s *Server) handleDeleteSkill(w http.ResponseWriter, r *http.Request, p *Pr
 		}
 		return s.audit(tx, r, p, "skill.delete", "skill", id, map[string]string{"name": sk.Name})
 	})
-	if errors.Is(err, store.ErrNotFound) {
-		return notFound("skill " + id)
-	}
-	if err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return respond(w, err, "skill "+id, http.StatusNoContent, nil)
 }
 
 type skillAssignWrite struct {
@@ -192,14 +185,7 @@ func (s *Server) handleAssignSkill(w http.ResponseWriter, r *http.Request, p *Pr
 		out = skillAssign{SkillID: sk.ID, Name: sk.Name, Proficiency: prof, URI: skillURI(sk.ID)}
 		return s.audit(tx, r, p, "user.assignSkill", "user", id, map[string]string{"skillId": sk.ID})
 	})
-	if errors.Is(err, store.ErrNotFound) {
-		return notFound("user " + id)
-	}
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, out)
-	return nil
+	return respond(w, err, "user "+id, http.StatusOK, out)
 }
 
 func (s *Server) handleUnassignSkill(w http.ResponseWriter, r *http.Request, p *Principal) error {
@@ -230,12 +216,5 @@ func (s *Server) handleUnassignSkill(w http.ResponseWriter, r *http.Request, p *
 		}
 		return s.audit(tx, r, p, "user.unassignSkill", "user", id, map[string]string{"skillId": sid})
 	})
-	if errors.Is(err, store.ErrNotFound) {
-		return notFound("skill assignment")
-	}
-	if err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return respond(w, err, "skill assignment", http.StatusNoContent, nil)
 }

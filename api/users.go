@@ -219,14 +219,7 @@ func (s *Server) handleGetUser(w http.ResponseWriter, r *http.Request, p *Princi
 		}
 		return nil
 	})
-	if errors.Is(err, store.ErrNotFound) {
-		return notFound("user " + id)
-	}
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, v)
-	return nil
+	return respond(w, err, "user "+id, http.StatusOK, v)
 }
 
 // expand is the parsed fields/subresources choice of a read.
@@ -573,12 +566,5 @@ func (s *Server) handleDeleteUser(w http.ResponseWriter, r *http.Request, p *Pri
 		}
 		return s.audit(tx, r, p, "user.delete", "user", id, map[string]string{"userName": u.UserName})
 	})
-	if errors.Is(err, store.ErrNotFound) {
-		return notFound("user " + id)
-	}
-	if err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return respond(w, err, "user "+id, http.StatusNoContent, nil)
 }
