@@ -158,3 +158,21 @@ func TestPasswordChangeGate(t *testing.T) {
 		t.Fatalf("after change: %d %s", code, body)
 	}
 }
+
+func TestLoginThrottlePerAddress(t *testing.T) {
+	ts := newTestServer(t, false)
+	// Different usernames from one address: the per-address allowance (20)
+	// runs out even though no single username reaches its own.
+	var code int
+	var last []byte
+	for i := 0; i < 22; i++ {
+		code, last = ts.do(t, "POST", "/api/v1/login", "", map[string]string{"username": "spray" + strings.Repeat("x", i), "password": "guess-guess"})
+	}
+	if code != http.StatusTooManyRequests || !strings.Contains(string(last), ProbTooManyRequests) {
+		t.Fatalf("address throttle: %d %s", code, last)
+	}
+	// The right password is refused too while the back-off lasts.
+	if code, _ := ts.do(t, "POST", "/api/v1/login", "", map[string]string{"username": "admin", "password": testAdminPassword}); code != http.StatusTooManyRequests {
+		t.Fatalf("login during back-off: %d", code)
+	}
+}
