@@ -1,15 +1,13 @@
 package api
 
 import (
-	"crypto/md5"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"net/http"
 	"regexp"
 	"strings"
 
 	"pbxd/api/auth"
+	"pbxd/pbx/digest"
 	"pbxd/store"
 )
 
@@ -24,15 +22,6 @@ var deviceUserRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 // generatedDevicePasswordLen gives ~119 bits, well past what an online
 // digest guesser could cover.
 const generatedDevicePasswordLen = 20
-
-// ha1 computes the digest HA1 values (RFC 8760: MD5 and SHA-256) of
-// username:realm:password; pbxd stores these, never the password.
-func ha1(username, realm, password string) (md5hex, sha256hex string) {
-	a := username + ":" + realm + ":" + password
-	m := md5.Sum([]byte(a))
-	s := sha256.Sum256([]byte(a))
-	return hex.EncodeToString(m[:]), hex.EncodeToString(s[:])
-}
 
 // canSeeUser allows admins, users:read holders and the user themselves.
 func canSeeUser(p *Principal, id string) bool {
@@ -130,7 +119,8 @@ func (s *Server) handleCreateDevice(w http.ResponseWriter, r *http.Request, p *P
 	now := s.now()
 	d := &store.Device{ID: store.NewID(), UserID: id, Name: in.Name, Username: in.Username, Realm: s.cfg.SIPRealm,
 		CreatedAt: now, CreatedBy: p.ID}
-	d.HA1MD5, d.HA1SHA256 = ha1(d.Username, d.Realm, pw)
+	ha1 := digest.ComputeHA1(d.Username, d.Realm, pw)
+	d.HA1MD5, d.HA1SHA256 = ha1.MD5, ha1.SHA256
 	err := s.st.Update(func(tx *store.Tx) error {
 		u, err := tx.GetUser(id)
 		if err != nil {

@@ -1,0 +1,304 @@
+// Package digest is pbxd's server side of SIP digest authentication
+// (RFC 3261 §22, RFC 8760): challenges with stateless HMAC nonces, MD5 and
+// SHA-256, qop=auth, and verification against stored HA1 values with
+// nonce-count replay protection. It never sees a password.
+package digest
+
+import (
+	"crypto/hmac"
+	"crypto/md5"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Algorithms pbxd offers, strongest first in challenges.
+const (
+	MD5    = "MD5"
+	SHA256 = "SHA-256"
+)
+
+// Verification errors. None of them carries the presented values.
+var (
+	ErrMalformed   = errors.New("digest: malformed credentials")
+	ErrStale       = errors.New("digest: nonce expired")
+	ErrBadNonce    = errors.New("digest: nonce not issued by this server")
+	ErrReplay      = errors.New("digest: nonce count reused")
+	ErrMismatch    = errors.New("digest: response does not match")
+	ErrUnsupported = errors.New("digest: unsupported algorithm or qop")
+)
+
+// Config tunes an Authenticator.
+type Config struct {
+	Realm string
+	// NonceTTL is how long a nonce is accepted (default 5 min); older ones
+	// get a stale challenge so the phone retries without asking the user.
+	NonceTTL time.Duration
+	// MaxNonces bounds the nonce-count table (default 100,000).
+	MaxNonces int
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+// Authenticator issues challenges and checks answers. Nonces are
+// self-validating (HMAC with a per-process key), so issuing one keeps no
+// state; the first use of a nonce records its count to refuse replays.
+type Authenticator struct {
+	cfg Config
+	key [32]byte
+	mu  sync.Mutex
+	nc  map[string]nonceUse
+}
+
+type nonceUse struct {
+	count   uint64
+	expires time.Time
+}
+
+// New returns an Authenticator with a fresh random key.
+func New(cfg Config) (*Authenticator, error) {
+	if cfg.Realm == "" {
+		return nil, errors.New("digest: realm required")
+	}
+	if cfg.NonceTTL <= 0 {
+		cfg.NonceTTL = 5 * time.Minute
+	}
+	if cfg.MaxNonces <= 0 {
+		cfg.MaxNonces = 100_000
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	a := &Authenticator{cfg: cfg, nc: map[string]nonceUse{}}
+	if _, err := rand.Read(a.key[:]); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// Realm is the realm challenges name.
+func (a *Authenticator) Realm() string { return a.cfg.Realm }
+
+const nonceRawLen = 8 + 8 + 16 // time, random, MAC
+
+// nonce builds base64url(unixnano ‖ random ‖ HMAC(key, first 16 bytes)[:16]).
+func (a *Authenticator) nonce() string {
+	var b [nonceRawLen]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(a.cfg.Now().UnixNano()))
+	_, _ = rand.Read(b[8:16])
+	copy(b[16:], a.mac(b[:16]))
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+func (a *Authenticator) mac(b []byte) []byte {
+	m := hmac.New(sha256.New, a.key[:])
+	m.Write(b)
+	return m.Sum(nil)[:16]
+}
+
+// checkNonce validates a nonce's MAC and age.
+func (a *Authenticator) checkNonce(n string) (time.Time, error) {
+	b, err := base64.RawURLEncoding.DecodeString(n)
+	if err != nil || len(b) != nonceRawLen {
+		return time.Time{}, ErrBadNonce
+	}
+	if !hmac.Equal(b[16:], a.mac(b[:16])) {
+		return time.Time{}, ErrBadNonce
+	}
+	issued := time.Unix(0, int64(binary.BigEndian.Uint64(b[:8])))
+	now := a.cfg.Now()
+	if issued.After(now.Add(time.Minute)) {
+		return time.Time{}, ErrBadNonce
+	}
+	if now.Sub(issued) > a.cfg.NonceTTL {
+		return time.Time{}, ErrStale
+	}
+	return issued.Add(a.cfg.NonceTTL), nil
+}
+
+// Challenges returns the header values to send with 401 (WWW-Authenticate)
+// or 407 (Proxy-Authenticate): one per algorithm, SHA-256 first (RFC 8760
+// §2.4), sharing a fresh nonce. stale tells the phone its credentials were
+// right but the nonce was old.
+func (a *Authenticator) Challenges(stale bool) []string {
+	n := a.nonce()
+	var out []string
+	for _, alg := range []string{SHA256, MD5} {
+		v := fmt.Sprintf(`Digest realm="%s", nonce="%s", algorithm=%s, qop="auth"`, a.cfg.Realm, n, alg)
+		if stale {
+			v += ", stale=true"
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+// Credentials are the parsed fields of an Authorization or
+// Proxy-Authorization header with the Digest scheme.
+type Credentials struct {
+	Username, Realm, Nonce, URI, Response, Algorithm, Cnonce, Qop, NC, Opaque string
+}
+
+// Parse reads a Digest credentials header value.
+func Parse(h string) (Credentials, error) {
+	var c Credentials
+	if len(h) > 4096 {
+		return c, ErrMalformed
+	}
+	scheme, rest, ok := strings.Cut(strings.TrimSpace(h), " ")
+	if !ok || !strings.EqualFold(scheme, "Digest") {
+		return c, ErrMalformed
+	}
+	seen := map[string]bool{}
+	for rest = strings.TrimSpace(rest); rest != ""; {
+		eq := strings.IndexByte(rest, '=')
+		if eq <= 0 {
+			return c, ErrMalformed
+		}
+		name := strings.ToLower(strings.TrimSpace(rest[:eq]))
+		rest = strings.TrimLeft(rest[eq+1:], " \t")
+		var val string
+		if strings.HasPrefix(rest, `"`) {
+			end := strings.IndexByte(rest[1:], '"')
+			if end < 0 {
+				return c, ErrMalformed
+			}
+			val, rest = rest[1:1+end], rest[2+end:]
+		} else {
+			end := strings.IndexAny(rest, ", \t")
+			if end < 0 {
+				end = len(rest)
+			}
+			val, rest = rest[:end], rest[end:]
+		}
+		if seen[name] || strings.ContainsAny(val, "\r\n\x00") {
+			return c, ErrMalformed
+		}
+		seen[name] = true
+		switch name {
+		case "username":
+			c.Username = val
+		case "realm":
+			c.Realm = val
+		case "nonce":
+			c.Nonce = val
+		case "uri":
+			c.URI = val
+		case "response":
+			c.Response = strings.ToLower(val)
+		case "algorithm":
+			c.Algorithm = val
+		case "cnonce":
+			c.Cnonce = val
+		case "qop":
+			c.Qop = val
+		case "nc":
+			c.NC = val
+		case "opaque":
+			c.Opaque = val
+		}
+		rest = strings.TrimLeft(rest, " \t")
+		if rest != "" {
+			if rest[0] != ',' {
+				return c, ErrMalformed
+			}
+			rest = strings.TrimLeft(rest[1:], " \t")
+		}
+	}
+	if c.Username == "" || c.Nonce == "" || c.URI == "" || c.Response == "" {
+		return c, ErrMalformed
+	}
+	return c, nil
+}
+
+// HA1 is what a device stores: H(username:realm:password) per algorithm.
+type HA1 struct {
+	MD5, SHA256 string
+}
+
+// Verify checks c for a request with method against the stored HA1. On
+// ErrStale the caller sends a fresh challenge with stale=true.
+func (a *Authenticator) Verify(c Credentials, method string, ha1 HA1) error {
+	if c.Realm != a.cfg.Realm {
+		return ErrMismatch
+	}
+	var h func() hash.Hash
+	var stored string
+	switch strings.ToUpper(c.Algorithm) {
+	case "", MD5:
+		h, stored = md5.New, ha1.MD5
+	case SHA256:
+		h, stored = sha256.New, ha1.SHA256
+	default:
+		return ErrUnsupported
+	}
+	if c.Qop != "auth" {
+		return ErrUnsupported
+	}
+	count, err := strconv.ParseUint(c.NC, 16, 64)
+	if err != nil || len(c.NC) != 8 || c.Cnonce == "" {
+		return ErrMalformed
+	}
+	expires, err := a.checkNonce(c.Nonce)
+	if err != nil {
+		return err
+	}
+	want := expectedResponse(h, stored, c.Nonce, c.NC, c.Cnonce, c.Qop, method, c.URI)
+	if stored == "" || subtle.ConstantTimeCompare([]byte(want), []byte(c.Response)) != 1 {
+		return ErrMismatch
+	}
+	return a.useCount(c.Nonce, count, expires)
+}
+
+// useCount accepts a nonce count only if it is higher than any seen for
+// that nonce, so a captured request cannot be replayed.
+func (a *Authenticator) useCount(nonce string, count uint64, expires time.Time) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if u, ok := a.nc[nonce]; ok && count <= u.count {
+		return ErrReplay
+	}
+	if len(a.nc) >= a.cfg.MaxNonces {
+		now := a.cfg.Now()
+		for k, u := range a.nc {
+			if now.After(u.expires) {
+				delete(a.nc, k)
+			}
+		}
+		if len(a.nc) >= a.cfg.MaxNonces {
+			// Still full of live nonces: refuse rather than forget counts;
+			// the phone gets a fresh challenge.
+			return ErrStale
+		}
+	}
+	a.nc[nonce] = nonceUse{count: count, expires: expires}
+	return nil
+}
+
+// expectedResponse is KD(HA1, nonce:nc:cnonce:qop:H(method:uri)).
+func expectedResponse(h func() hash.Hash, ha1, nonce, nc, cnonce, qop, method, uri string) string {
+	return hexHash(h, ha1+":"+nonce+":"+nc+":"+cnonce+":"+qop+":"+hexHash(h, method+":"+uri))
+}
+
+func hexHash(h func() hash.Hash, s string) string {
+	x := h()
+	x.Write([]byte(s))
+	return hex.EncodeToString(x.Sum(nil))
+}
+
+// ComputeHA1 returns the stored form of a password for a username and
+// realm, in both algorithms.
+func ComputeHA1(username, realm, password string) HA1 {
+	a := username + ":" + realm + ":" + password
+	return HA1{MD5: hexHash(md5.New, a), SHA256: hexHash(sha256.New, a)}
+}
