@@ -73,6 +73,8 @@ func (s *Server) buildRoutes() []*route {
 		{method: "POST", pattern: "/api/v1/service-users/{id}/token", summary: "Refresh the token: the new one is returned once, the old one fails at once", tag: "service users",
 			resp: serviceUserView{}, h: s.handleRefreshToken},
 
+		{method: "GET", pattern: "/api/v1/registrations", summary: "Live SIP registrations (contact bindings) of every device", tag: "sip",
+			query: pageQ, resp: listEnvelope{}, h: s.handleRegistrations},
 		{method: "GET", pattern: "/api/v1/audit", summary: "Audit log of changes, newest first", tag: "audit",
 			query: pageQ, resp: listEnvelope{}, h: s.handleAudit},
 	}

@@ -98,6 +98,9 @@ func (tx *Tx) DeleteDevice(id string) error {
 	if err != nil {
 		return err
 	}
+	if _, err := tx.DeleteBindings(d.Username); err != nil {
+		return err
+	}
 	if err := tx.del(deviceNameKey(d.Username)); err != nil {
 		return err
 	}

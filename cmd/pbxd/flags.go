@@ -13,6 +13,7 @@ import (
 type serveConfig struct {
 	DataDir           string
 	HTTPListen        string
+	SIPListen         string
 	AdminPasswordFile string
 	LogLevel          string
 	LogFormat         string
@@ -27,6 +28,7 @@ func newServeFlags(cfg *serveConfig) *pflag.FlagSet {
 	fs.SortFlags = false
 	fs.StringVar(&cfg.DataDir, "data-dir", "./data", "directory for the database and other state")
 	fs.StringVar(&cfg.HTTPListen, "http-listen", "127.0.0.1:8080", "address:port of the HTTP API")
+	fs.StringVar(&cfg.SIPListen, "sip-listen", "0.0.0.0:5060", "address:port for SIP over UDP and TCP")
 	fs.StringVar(&cfg.AdminPasswordFile, "admin-password-file", "", "file holding the first admin's password (first start only; PBXD_ADMIN_PASSWORD works too)")
 	fs.StringVar(&cfg.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&cfg.LogFormat, "log-format", "json", "json or text")

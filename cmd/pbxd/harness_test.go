@@ -44,6 +44,7 @@ type proc struct {
 	cmd     *exec.Cmd
 	dataDir string
 	base    string
+	sip     string
 	mu      sync.Mutex
 	logs    bytes.Buffer
 	exited  chan struct{}
@@ -66,7 +67,7 @@ func start(t testing.TB, o startOpts) *proc {
 	if o.dataDir == "" {
 		o.dataDir = t.TempDir()
 	}
-	args := append([]string{"serve", "--data-dir", o.dataDir, "--http-listen", "127.0.0.1:0", "--log-format", "json"}, o.args...)
+	args := append([]string{"serve", "--data-dir", o.dataDir, "--http-listen", "127.0.0.1:0", "--sip-listen", "127.0.0.1:0", "--log-format", "json"}, o.args...)
 	cmd := exec.Command(pbxdBin, args...)
 	cmd.Env = append(os.Environ(), o.env...)
 	p := &proc{t: t, cmd: cmd, dataDir: o.dataDir, exited: make(chan struct{})}
@@ -88,6 +89,7 @@ func start(t testing.TB, o startOpts) *proc {
 			p.mu.Unlock()
 			var rec map[string]any
 			if json.Unmarshal([]byte(line), &rec) == nil && rec["msg"] == "pbxd ready" {
+				p.sip, _ = rec["sip"].(string)
 				ready <- rec["http"].(string)
 			}
 		}

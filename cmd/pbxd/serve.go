@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"pbxd/api"
+	"pbxd/pbx"
 	"pbxd/store"
 
 	"github.com/spf13/pflag"
@@ -126,10 +127,17 @@ func runServe(ctx context.Context, cfg *serveConfig, log *slog.Logger) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- hs.Serve(ln) }()
 
+	sip, err := pbx.Start(pbx.Config{Store: st, Logger: log, Listen: cfg.SIPListen, Realm: cfg.SIPRealm, Version: version})
+	if err != nil {
+		hs.Close()
+		return err
+	}
+	defer sip.Close()
+
 	addr := ln.Addr().String()
-	log.Info("pbxd ready", "version", version, "http", addr, "api", "http://"+addr+"/api/v1",
+	log.Info("pbxd ready", "version", version, "http", addr, "api", "http://"+addr+"/api/v1", "sip", sip.Addr(),
 		"data_dir", cfg.DataDir, "startup_ms", time.Since(start).Milliseconds())
-	n.ready(fmt.Sprintf("serving API on %s", addr))
+	n.ready(fmt.Sprintf("serving API on %s, SIP on %s", addr, sip.Addr()))
 
 	wdCtx, wdStop := context.WithCancel(ctx)
 	wdDone := make(chan struct{})

@@ -1,0 +1,170 @@
+package main
+
+import (
+	"crypto/md5"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// sipPhone speaks SIP over UDP from a loopback socket, computing digest
+// answers the way a desk phone does.
+type sipPhone struct {
+	t    *testing.T
+	conn *net.UDPConn
+	to   *net.UDPAddr
+	user string
+	cseq int
+	call string
+}
+
+func newPhone(t *testing.T, server, user string) *sipPhone {
+	raddr, err := net.ResolveUDPAddr("udp4", server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &sipPhone{t: t, conn: c, to: raddr, user: user, call: fmt.Sprintf("reg-%d@127.0.0.1", time.Now().UnixNano())}
+}
+
+func (ph *sipPhone) local() string { return ph.conn.LocalAddr().String() }
+
+// register sends one REGISTER with extra header lines and returns the
+// response's status code and text.
+func (ph *sipPhone) register(extra ...string) (int, string) {
+	ph.t.Helper()
+	ph.cseq++
+	msg := strings.Join(append([]string{
+		"REGISTER sip:127.0.0.1 SIP/2.0",
+		fmt.Sprintf("Via: SIP/2.0/UDP %s;branch=z9hG4bK-%d-%d;rport", ph.local(), time.Now().UnixNano(), ph.cseq),
+		"Max-Forwards: 70",
+		fmt.Sprintf("From: <sip:%s@127.0.0.1>;tag=t%d", ph.user, ph.cseq),
+		fmt.Sprintf("To: <sip:%s@127.0.0.1>", ph.user),
+		"Call-ID: " + ph.call,
+		fmt.Sprintf("CSeq: %d REGISTER", ph.cseq),
+		"User-Agent: pbxd-test-phone",
+	}, extra...), "\r\n") + "\r\nContent-Length: 0\r\n\r\n"
+	return ph.send(msg)
+}
+
+func (ph *sipPhone) send(msg string) (int, string) {
+	ph.t.Helper()
+	if _, err := ph.conn.WriteToUDP([]byte(msg), ph.to); err != nil {
+		ph.t.Fatal(err)
+	}
+	buf := make([]byte, 65535)
+	for {
+		_ = ph.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		n, err := ph.conn.Read(buf)
+		if err != nil {
+			ph.t.Fatalf("no SIP response: %v", err)
+		}
+		res := string(buf[:n])
+		var code int
+		fmt.Sscanf(res, "SIP/2.0 %d", &code)
+		if code >= 200 {
+			return code, res
+		}
+	}
+}
+
+var nonceRE = regexp.MustCompile(`WWW-Authenticate: Digest realm="([^"]+)", nonce="([^"]+)", algorithm=(\S+), qop="auth"`)
+
+// answer builds an Authorization line for the first challenge using alg.
+func answer(t *testing.T, challenge, alg, user, pass string, nc int) string {
+	t.Helper()
+	var realm, nonce string
+	for _, m := range nonceRE.FindAllStringSubmatch(challenge, -1) {
+		if strings.TrimSuffix(m[3], ",") == alg {
+			realm, nonce = m[1], m[2]
+		}
+	}
+	if nonce == "" {
+		t.Fatalf("no %s challenge in:\n%s", alg, challenge)
+	}
+	h := md5.New
+	if alg == "SHA-256" {
+		h = sha256.New
+	}
+	hx := func(s string) string { x := h(); x.Write([]byte(s)); return hex.EncodeToString(x.Sum(nil)) }
+	ncs := fmt.Sprintf("%08x", nc)
+	resp := hx(hx(user+":"+realm+":"+pass) + ":" + nonce + ":" + ncs + ":abc123:auth:" + hx("REGISTER:sip:127.0.0.1"))
+	return fmt.Sprintf(`Authorization: Digest username="%s", realm="%s", nonce="%s", uri="sip:127.0.0.1", response="%s", algorithm=%s, cnonce="abc123", qop=auth, nc=%s`,
+		user, realm, nonce, resp, alg, ncs)
+}
+
+func TestRegisterWithDigest(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	p := startAdmin(t, dir)
+	admin := p.login("admin", e2eAdminPassword)
+	uid := p.do("POST", "/api/v1/users", admin, map[string]any{"userName": "reg-alice", "extension": "501"}).want(t, 201).str("id")
+	p.do("POST", "/api/v1/users/"+uid+"/devices", admin, map[string]any{"name": "desk", "username": "alice-phone", "password": "phone-pass-1"}).want(t, 201)
+
+	ph := newPhone(t, p.sip, "alice-phone")
+	contact := fmt.Sprintf("Contact: <sip:alice-phone@%s>", ph.local())
+	code, ch := ph.register(contact, "Expires: 120")
+	if code != 401 || strings.Count(ch, "WWW-Authenticate:") != 2 || !strings.Contains(ch, "algorithm=SHA-256") || !strings.Contains(ch, "algorithm=MD5") {
+		t.Fatalf("challenge: %d\n%s", code, ch)
+	}
+	for i, alg := range []string{"SHA-256", "MD5"} {
+		auth := answer(t, ch, alg, "alice-phone", "phone-pass-1", i+1)
+		code, res := ph.register(contact, "Expires: 120", auth)
+		if code != 200 || !regexp.MustCompile(`Contact: <sip:alice-phone@[0-9.:]+>;expires=1[12][0-9]`).MatchString(res) {
+			t.Fatalf("%s register: %d\n%s", alg, code, res)
+		}
+		if i == 0 {
+			// The same answer again is a replay.
+			if code, _ := ph.register(contact, "Expires: 120", auth); code != 401 {
+				t.Fatalf("replayed answer: %d", code)
+			}
+		}
+	}
+	// Wrong password and unknown device get the same challenge.
+	_, ch = ph.register(contact)
+	wrong, _ := ph.register(contact, answer(t, ch, "MD5", "alice-phone", "bad-password", 1))
+	ghost := newPhone(t, p.sip, "ghost")
+	_, gch := ghost.register(contact)
+	unknown, _ := ghost.register(contact, answer(t, gch, "MD5", "ghost", "whatever-1", 1))
+	if wrong != 401 || unknown != 401 {
+		t.Fatalf("wrong password %d, unknown device %d", wrong, unknown)
+	}
+	// Garbage does not wedge the server.
+	ph.conn.WriteToUDP([]byte("\x00\x01garbage\r\n\r\n"), ph.to)
+	ph.conn.WriteToUDP([]byte("REGISTER sip:x SIP/2.0\r\nVia: broken\r\n\r\n"), ph.to)
+	// Too brief.
+	_, ch = ph.register(contact)
+	if code, res := ph.register(contact, "Expires: 30", answer(t, ch, "MD5", "alice-phone", "phone-pass-1", 1)); code != 423 || !strings.Contains(res, "Min-Expires: 60") {
+		t.Fatalf("brief: %d\n%s", code, res)
+	}
+
+	// The binding is visible to admins and survives a restart.
+	regs := p.do("GET", "/api/v1/registrations", admin, nil).want(t, 200)
+	if regs.obj["total"].(float64) != 1 || !strings.Contains(string(regs.raw), `"source":"`+ph.local()+`"`) {
+		t.Fatalf("registrations: %s", regs.raw)
+	}
+	p.Stop()
+	q := start(t, startOpts{dataDir: dir})
+	admin = q.login("admin", e2eAdminPassword)
+	if q.do("GET", "/api/v1/registrations", admin, nil).want(t, 200).obj["total"].(float64) != 1 {
+		t.Fatal("binding lost on restart")
+	}
+	// Unregister with the wildcard.
+	ph = newPhone(t, q.sip, "alice-phone")
+	_, ch = ph.register("Contact: *", "Expires: 0")
+	if code, res := ph.register("Contact: *", "Expires: 0", answer(t, ch, "SHA-256", "alice-phone", "phone-pass-1", 1)); code != 200 || strings.Contains(res, "Contact:") {
+		t.Fatalf("unregister: %d\n%s", code, res)
+	}
+	if q.do("GET", "/api/v1/registrations", admin, nil).want(t, 200).obj["total"].(float64) != 0 {
+		t.Fatal("binding left after unregister")
+	}
+}

@@ -1,0 +1,104 @@
+package pbx
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+
+	"github.com/emiago/sipgo"
+
+	"pbxd/pbx/digest"
+	"pbxd/pbx/registrar"
+	"pbxd/store"
+)
+
+// Config is what the SIP side needs, filled in by cmd/pbxd.
+type Config struct {
+	Store  *store.Store
+	Logger *slog.Logger
+	// Listen is host:port for SIP over UDP and TCP.
+	Listen string
+	// Realm is the digest realm (the one device HA1 values were made for).
+	Realm   string
+	Version string
+}
+
+// Server is pbxd's SIP engine: transports and the request handlers.
+type Server struct {
+	cfg   Config
+	log   *slog.Logger
+	ua    *sipgo.UserAgent
+	srv   *sipgo.Server
+	udp   net.PacketConn
+	tcp   net.Listener
+	wg    sync.WaitGroup
+	close sync.Once
+}
+
+// Start binds the SIP listeners and begins serving. It returns once both
+// sockets are bound, so readiness can be reported after it.
+func Start(cfg Config) (*Server, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	auth, err := digest.New(digest.Config{Realm: cfg.Realm})
+	if err != nil {
+		return nil, err
+	}
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent("pbxd/" + cfg.Version))
+	if err != nil {
+		return nil, err
+	}
+	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(cfg.Logger))
+	if err != nil {
+		ua.Close()
+		return nil, err
+	}
+	reg := registrar.New(registrar.Config{Store: cfg.Store, Auth: auth, Logger: cfg.Logger})
+	srv.OnRegister(reg.HandleRegister)
+
+	s := &Server{cfg: cfg, log: cfg.Logger, ua: ua, srv: srv}
+	// udp4 keeps replies on the listening port (sipgo binds [::] for "udp").
+	if s.udp, err = net.ListenPacket("udp4", cfg.Listen); err != nil {
+		ua.Close()
+		return nil, fmt.Errorf("--sip-listen udp: %w", err)
+	}
+	tcpAddr := cfg.Listen
+	if host, port, _ := net.SplitHostPort(cfg.Listen); port == "0" {
+		// Same port for both transports when the OS picks one.
+		_, p, _ := net.SplitHostPort(s.udp.LocalAddr().String())
+		tcpAddr = net.JoinHostPort(host, p)
+	}
+	if s.tcp, err = net.Listen("tcp4", tcpAddr); err != nil {
+		s.udp.Close()
+		ua.Close()
+		return nil, fmt.Errorf("--sip-listen tcp: %w", err)
+	}
+	s.wg.Add(2)
+	go func() { defer s.wg.Done(); s.served("udp", srv.ServeUDP(s.udp)) }()
+	go func() { defer s.wg.Done(); s.served("tcp", srv.ServeTCP(s.tcp)) }()
+	return s, nil
+}
+
+func (s *Server) served(network string, err error) {
+	if err != nil && !errors.Is(err, net.ErrClosed) {
+		s.log.Error("SIP listener stopped", "network", network, "err", err)
+	}
+}
+
+// Addr is the bound SIP address (UDP and TCP share it).
+func (s *Server) Addr() string { return s.udp.LocalAddr().String() }
+
+// Close stops the listeners and the SIP stack and waits for them.
+func (s *Server) Close() error {
+	s.close.Do(func() {
+		s.udp.Close()
+		s.tcp.Close()
+		s.wg.Wait()
+		s.srv.Close()
+		s.ua.Close()
+	})
+	return nil
+}
