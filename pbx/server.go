@@ -21,8 +21,10 @@ type Config struct {
 	// Listen is host:port for SIP over UDP and TCP.
 	Listen string
 	// Realm is the digest realm (the one device HA1 values were made for).
-	Realm   string
-	Version string
+	Realm string
+	// AuthAlgorithms are the digest algorithms offered, in order.
+	AuthAlgorithms []string
+	Version        string
 }
 
 // Server is pbxd's SIP engine: transports and the request handlers.
@@ -43,7 +45,7 @@ func Start(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	auth, err := digest.New(digest.Config{Realm: cfg.Realm})
+	auth, err := digest.New(digest.Config{Realm: cfg.Realm, Algorithms: cfg.AuthAlgorithms})
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ NEEDS=(
   "curl:curl"                     # README tour
   "jq:jq"                         # README tour
   "systemd-analyze:systemd"       # unit checks
+  "sipp:sip-tester"               # SIP scenarios against the binary
 )
 
 missing=()

@@ -20,6 +20,7 @@ type serveConfig struct {
 	SessionTTL        time.Duration
 	StoreSync         bool
 	SIPRealm          string
+	SIPAuthAlgorithms []string
 	ShutdownTimeout   time.Duration
 }
 
@@ -35,6 +36,7 @@ func newServeFlags(cfg *serveConfig) *pflag.FlagSet {
 	fs.DurationVar(&cfg.SessionTTL, "session-ttl", 12*time.Hour, "lifetime of a login session")
 	fs.BoolVar(&cfg.StoreSync, "store-sync", true, "fsync every database commit (survives power loss, not only crashes)")
 	fs.StringVar(&cfg.SIPRealm, "sip-realm", "pbxd", "digest realm of SIP device credentials (changing it invalidates device passwords)")
+	fs.StringSliceVar(&cfg.SIPAuthAlgorithms, "sip-auth-algorithms", []string{"MD5", "SHA-256"}, "digest algorithms offered to SIP devices, in order (MD5, SHA-256)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long SIGTERM waits for requests in flight")
 	return fs
 }

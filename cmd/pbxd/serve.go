@@ -127,7 +127,7 @@ func runServe(ctx context.Context, cfg *serveConfig, log *slog.Logger) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- hs.Serve(ln) }()
 
-	sip, err := pbx.Start(pbx.Config{Store: st, Logger: log, Listen: cfg.SIPListen, Realm: cfg.SIPRealm, Version: version})
+	sip, err := pbx.Start(pbx.Config{Store: st, Logger: log, Listen: cfg.SIPListen, Realm: cfg.SIPRealm, AuthAlgorithms: cfg.SIPAuthAlgorithms, Version: version})
 	if err != nil {
 		hs.Close()
 		return err

@@ -44,6 +44,10 @@ type Config struct {
 	// NonceTTL is how long a nonce is accepted (default 5 min); older ones
 	// get a stale challenge so the phone retries without asking the user.
 	NonceTTL time.Duration
+	// Algorithms are offered in this order (default MD5, then SHA-256:
+	// many deployed phones answer only the first challenge they see and
+	// know only MD5; clients that support SHA-256 find it second).
+	Algorithms []string
 	// MaxNonces bounds the nonce-count table (default 100,000).
 	MaxNonces int
 	// Now is the clock; time.Now when nil.
@@ -72,6 +76,14 @@ func New(cfg Config) (*Authenticator, error) {
 	}
 	if cfg.NonceTTL <= 0 {
 		cfg.NonceTTL = 5 * time.Minute
+	}
+	if len(cfg.Algorithms) == 0 {
+		cfg.Algorithms = []string{MD5, SHA256}
+	}
+	for _, alg := range cfg.Algorithms {
+		if alg != MD5 && alg != SHA256 {
+			return nil, fmt.Errorf("digest: unknown algorithm %q (MD5 or SHA-256)", alg)
+		}
 	}
 	if cfg.MaxNonces <= 0 {
 		cfg.MaxNonces = 100_000
@@ -127,13 +139,13 @@ func (a *Authenticator) checkNonce(n string) (time.Time, error) {
 }
 
 // Challenges returns the header values to send with 401 (WWW-Authenticate)
-// or 407 (Proxy-Authenticate): one per algorithm, SHA-256 first (RFC 8760
-// §2.4), sharing a fresh nonce. stale tells the phone its credentials were
+// or 407 (Proxy-Authenticate): one per configured algorithm (RFC 8760),
+// sharing a fresh nonce. stale tells the phone its credentials were
 // right but the nonce was old.
 func (a *Authenticator) Challenges(stale bool) []string {
 	n := a.nonce()
 	var out []string
-	for _, alg := range []string{SHA256, MD5} {
+	for _, alg := range a.cfg.Algorithms {
 		v := fmt.Sprintf(`Digest realm="%s", nonce="%s", algorithm=%s, qop="auth"`, a.cfg.Realm, n, alg)
 		if stale {
 			v += ", stale=true"
@@ -234,13 +246,17 @@ func (a *Authenticator) Verify(c Credentials, method string, ha1 HA1) error {
 	}
 	var h func() hash.Hash
 	var stored string
-	switch strings.ToUpper(c.Algorithm) {
-	case "", MD5:
-		h, stored = md5.New, ha1.MD5
-	case SHA256:
-		h, stored = sha256.New, ha1.SHA256
-	default:
+	alg := strings.ToUpper(c.Algorithm)
+	if alg == "" {
+		alg = MD5
+	}
+	switch {
+	case !slicesContains(a.cfg.Algorithms, alg):
 		return ErrUnsupported
+	case alg == MD5:
+		h, stored = md5.New, ha1.MD5
+	default:
+		h, stored = sha256.New, ha1.SHA256
 	}
 	if c.Qop != "auth" {
 		return ErrUnsupported
@@ -288,6 +304,15 @@ func (a *Authenticator) useCount(nonce string, count uint64, expires time.Time) 
 // expectedResponse is KD(HA1, nonce:nc:cnonce:qop:H(method:uri)).
 func expectedResponse(h func() hash.Hash, ha1, nonce, nc, cnonce, qop, method, uri string) string {
 	return hexHash(h, ha1+":"+nonce+":"+nc+":"+cnonce+":"+qop+":"+hexHash(h, method+":"+uri))
+}
+
+func slicesContains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
 }
 
 func hexHash(h func() hash.Hash, s string) string {

@@ -49,7 +49,7 @@ func TestChallengeAndVerify(t *testing.T) {
 	stored := ComputeHA1("alice", "pbxd-test", "s3cret-pass")
 	for _, alg := range []string{MD5, SHA256} {
 		ch := a.Challenges(false)
-		if len(ch) != 2 || !strings.Contains(ch[0], "algorithm=SHA-256") || !strings.Contains(ch[1], "algorithm=MD5") || !strings.Contains(ch[0], `qop="auth"`) {
+		if len(ch) != 2 || !strings.Contains(ch[0], "algorithm=MD5") || !strings.Contains(ch[1], "algorithm=SHA-256") || !strings.Contains(ch[0], `qop="auth"`) {
 			t.Fatalf("challenges %q", ch)
 		}
 		hdr := phone(t, ch[0], alg, "alice", "s3cret-pass", "REGISTER", "sip:pbxd.local", 1)
@@ -81,7 +81,7 @@ func TestChallengeAndVerify(t *testing.T) {
 	if err := a.Verify(c, "REGISTER", stored); !errors.Is(err, ErrBadNonce) {
 		t.Fatalf("forged nonce: %v", err)
 	}
-	ch := a.Challenges(false)[1]
+	ch := a.Challenges(false)[0]
 	now = now.Add(6 * time.Minute)
 	c, _ = Parse(phone(t, ch, MD5, "alice", "s3cret-pass", "REGISTER", "sip:x", 1))
 	if err := a.Verify(c, "REGISTER", stored); !errors.Is(err, ErrStale) {
@@ -89,6 +89,24 @@ func TestChallengeAndVerify(t *testing.T) {
 	}
 	if !strings.HasSuffix(a.Challenges(true)[0], "stale=true") {
 		t.Fatal("stale challenge lacks stale=true")
+	}
+}
+
+func TestAlgorithmChoice(t *testing.T) {
+	a, err := New(Config{Realm: "pbxd-test", Algorithms: []string{SHA256}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := a.Challenges(false)
+	if len(ch) != 1 || !strings.Contains(ch[0], "SHA-256") {
+		t.Fatalf("challenges %q", ch)
+	}
+	c, _ := Parse(phone(t, ch[0], MD5, "alice", "pw-pw-pw-1", "REGISTER", "sip:x", 1))
+	if err := a.Verify(c, "REGISTER", ComputeHA1("alice", "pbxd-test", "pw-pw-pw-1")); !errors.Is(err, ErrUnsupported) {
+		t.Fatalf("MD5 answer to a SHA-256-only box: %v", err)
+	}
+	if _, err := New(Config{Realm: "r", Algorithms: []string{"SHA-1"}}); err == nil {
+		t.Fatal("unknown algorithm accepted")
 	}
 }
 
