@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"pbxd/api/auth"
+	"pbxd/pbx/throttle"
 	"pbxd/store"
 )
 
@@ -40,8 +41,8 @@ type Server struct {
 	st        *store.Store
 	log       *slog.Logger
 	hasher    *auth.Hasher
-	ipLimit   *auth.Throttle
-	userLimit *auth.Throttle
+	ipLimit   *throttle.Throttle
+	userLimit *throttle.Throttle
 	metrics   *metrics
 	routes    []*route
 	handler   http.Handler
@@ -80,8 +81,8 @@ func New(cfg Config) *Server {
 		hasher: auth.NewHasher(cfg.HashParallelism),
 		// A whole office may sit behind one address: allow more failures per
 		// source than per username.
-		ipLimit:   auth.NewThrottle(auth.ThrottleConfig{Free: 20, Base: time.Second, Max: 15 * time.Minute}, cfg.Now),
-		userLimit: auth.NewThrottle(auth.ThrottleConfig{Free: 5, Base: time.Second, Max: 15 * time.Minute}, cfg.Now),
+		ipLimit:   throttle.New(throttle.Config{Free: 20, Base: time.Second, Max: 15 * time.Minute}, cfg.Now),
+		userLimit: throttle.New(throttle.Config{Free: 5, Base: time.Second, Max: 15 * time.Minute}, cfg.Now),
 		metrics:   newMetrics(),
 		lastUsed:  newLastUsed(),
 		now:       cfg.Now,

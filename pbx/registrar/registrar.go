@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"pbxd/pbx/digest"
+	"pbxd/pbx/throttle"
 	"pbxd/store"
 )
 
@@ -28,7 +30,11 @@ type Config struct {
 	MinExpires, MaxExpires, DefaultExpires time.Duration
 	// MaxContacts per device (default 10).
 	MaxContacts int
-	Now         func() time.Time
+	// Guard counts authentication failures per source address; past its
+	// allowance the source gets 403 without a challenge until its back-off
+	// ends. Nil means 10 free failures, then 1 s doubling to 15 min.
+	Guard *throttle.Throttle
+	Now   func() time.Time
 }
 
 // Registrar handles REGISTER.
@@ -56,6 +62,9 @@ func New(cfg Config) *Registrar {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.Guard == nil {
+		cfg.Guard = throttle.New(throttle.Config{Free: 10, Base: time.Second, Max: 15 * time.Minute}, cfg.Now)
 	}
 	return &Registrar{cfg: cfg, log: cfg.Logger}
 }
@@ -91,6 +100,10 @@ func (r *Registrar) register(req *sip.Request) *sip.Response {
 	if to == nil || req.CallID() == nil || req.CSeq() == nil {
 		return sip.NewResponseFromRequest(req, 400, "Bad Request", nil)
 	}
+	src := sourceHost(req)
+	if wait := r.cfg.Guard.Check(src); wait > 0 {
+		return sip.NewResponseFromRequest(req, 403, "Forbidden", nil)
+	}
 	ah := req.GetHeader("Authorization")
 	if ah == nil {
 		return r.challenge(req, false)
@@ -114,9 +127,15 @@ func (r *Registrar) register(req *sip.Request) *sip.Response {
 		if errors.Is(err, digest.ErrStale) && dev != nil {
 			return r.challenge(req, true)
 		}
-		r.log.Warn("registrar: authentication failed", "source", req.Source(), "call_id", callID(req))
+		if backoff := r.cfg.Guard.Fail(src); backoff > 0 {
+			r.log.Warn("registrar: blocking SIP source after repeated authentication failures",
+				"source", src, "for", backoff.String())
+		} else {
+			r.log.Info("registrar: authentication failed", "source", src, "call_id", callID(req))
+		}
 		return r.challenge(req, false)
 	}
+	r.cfg.Guard.Succeed(src)
 	if to.Address.User != dev.Username {
 		return sip.NewResponseFromRequest(req, 403, "Forbidden", nil)
 	}
@@ -249,6 +268,16 @@ func (r *Registrar) update(req *sip.Request, dev *store.Device) *sip.Response {
 	res.AppendHeader(sip.NewHeader("Date", now.UTC().Format("Mon, 02 Jan 2006 15:04:05 GMT")))
 	r.log.Debug("registered", "device", dev.Username, "contacts", len(current), "source", req.Source())
 	return res
+}
+
+// sourceHost is the address a request came from, without the port: a phone
+// that retries from new ports is still one source.
+func sourceHost(req *sip.Request) string {
+	src := req.Source()
+	if host, _, err := net.SplitHostPort(src); err == nil {
+		return host
+	}
+	return src
 }
 
 var (

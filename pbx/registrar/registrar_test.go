@@ -148,3 +148,24 @@ func TestBindingsExpire(t *testing.T) {
 		t.Fatalf("%d bindings after expiry", n)
 	}
 }
+
+func TestRepeatedFailuresBlockTheSource(t *testing.T) {
+	f := newFixture(t)
+	for i := 0; i < 10; i++ {
+		ch := f.reg.register(f.req(""))
+		var nonce string
+		for _, h := range ch.GetHeaders("WWW-Authenticate") {
+			if m := nonceRE.FindStringSubmatch(h.Value()); m != nil {
+				nonce = m[1]
+			}
+		}
+		bad := fmt.Sprintf(`Authorization: Digest username="bob", realm="pbxd", nonce="%s", uri="sip:pbxd", response="00", algorithm=MD5, cnonce="cn", qop=auth, nc=00000001`, nonce)
+		if res := f.reg.register(f.req(bad)); res.StatusCode != 401 {
+			t.Fatalf("failure %d: %s", i, res.StartLine())
+		}
+	}
+	f.reg.register(f.req(`Authorization: Digest username="bob", realm="pbxd", nonce="x", uri="sip:pbxd", response="00", algorithm=MD5, cnonce="cn", qop=auth, nc=00000001`))
+	if res := f.reg.register(f.req("")); res.StatusCode != 403 {
+		t.Fatalf("blocked source got %s", res.StartLine())
+	}
+}

@@ -1,14 +1,16 @@
-package auth
+// Package throttle slows down and then blocks repeated failures per key (a
+// source address, a username): used for API logins and SIP digest failures.
+package throttle
 
 import (
 	"sync"
 	"time"
 )
 
-// ThrottleConfig sets how failed logins are slowed down. After Free failures
+// Config sets how failed logins are slowed down. After Free failures
 // for a key, further attempts are refused until a back-off has passed; the
 // back-off starts at Base and doubles with each further failure up to Max.
-type ThrottleConfig struct {
+type Config struct {
 	Free int
 	Base time.Duration
 	Max  time.Duration
@@ -21,7 +23,7 @@ type ThrottleConfig struct {
 // Throttle tracks failures per key (a source address or a username).
 // It is safe for concurrent use.
 type Throttle struct {
-	cfg  ThrottleConfig
+	cfg  Config
 	now  func() time.Time
 	mu   sync.Mutex
 	keys map[string]*throttleEntry
@@ -33,8 +35,8 @@ type throttleEntry struct {
 	until    time.Time
 }
 
-// NewThrottle returns a throttle; now is the clock (time.Now when nil).
-func NewThrottle(cfg ThrottleConfig, now func() time.Time) *Throttle {
+// New returns a throttle; now is the clock (time.Now when nil).
+func New(cfg Config, now func() time.Time) *Throttle {
 	if now == nil {
 		now = time.Now
 	}
