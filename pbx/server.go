@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
 
 	"pbxd/pbx/digest"
 	"pbxd/pbx/registrar"
@@ -60,6 +61,7 @@ func Start(cfg Config) (*Server, error) {
 	}
 	reg := registrar.New(registrar.Config{Store: cfg.Store, Auth: auth, Logger: cfg.Logger})
 	srv.OnRegister(reg.HandleRegister)
+	srv.OnOptions(handleOptions)
 
 	s := &Server{cfg: cfg, log: cfg.Logger, ua: ua, srv: srv}
 	// udp4 keeps replies on the listening port (sipgo binds [::] for "udp").
@@ -103,4 +105,16 @@ func (s *Server) Close() error {
 		s.ua.Close()
 	})
 	return nil
+}
+
+// allowed lists the methods pbxd answers today.
+const allowed = "REGISTER, OPTIONS"
+
+// handleOptions answers OPTIONS pings (monitoring, trunk and phone
+// keep-alives) with 200 and what pbxd supports.
+func handleOptions(req *sip.Request, tx sip.ServerTransaction) {
+	res := sip.NewResponseFromRequest(req, 200, "OK", nil)
+	res.AppendHeader(sip.NewHeader("Allow", allowed))
+	res.AppendHeader(sip.NewHeader("Accept", "application/sdp"))
+	_ = tx.Respond(res)
 }

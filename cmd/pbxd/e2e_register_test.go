@@ -141,6 +141,11 @@ func TestRegisterWithDigest(t *testing.T) {
 	// Garbage does not wedge the server.
 	ph.conn.WriteToUDP([]byte("\x00\x01garbage\r\n\r\n"), ph.to)
 	ph.conn.WriteToUDP([]byte("REGISTER sip:x SIP/2.0\r\nVia: broken\r\n\r\n"), ph.to)
+	// OPTIONS pings are answered.
+	if code, res := ph.send("OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP " + ph.local() + ";branch=z9hG4bK-opt1;rport\r\n" +
+		"From: <sip:mon@127.0.0.1>;tag=m1\r\nTo: <sip:127.0.0.1>\r\nCall-ID: opt1@127.0.0.1\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"); code != 200 || !strings.Contains(res, "Allow: REGISTER, OPTIONS") {
+		t.Fatalf("OPTIONS: %d\n%s", code, res)
+	}
 	// Too brief.
 	_, ch = ph.register(contact)
 	if code, res := ph.register(contact, "Expires: 30", answer(t, ch, "MD5", "alice-phone", "phone-pass-1", 1)); code != 423 || !strings.Contains(res, "Min-Expires: 60") {
