@@ -1,9 +1,8 @@
 package store
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -29,33 +28,36 @@ type Binding struct {
 	Updated   time.Time `json:"updated"`
 }
 
-func bindingPrefix(username string) []byte { return []byte("b/" + username + "/") }
-
-func bindingKey(username, contact string) []byte {
-	h := sha256.Sum256([]byte(contact))
-	return append(bindingPrefix(username), hex.EncodeToString(h[:8])...)
-}
+// A device's bindings live together under one key, so a registration is
+// one read and one write: scanning a prefix would walk every old version of
+// frequently refreshed keys still in the memtable.
+func bindingKey(username string) []byte { return []byte("b/" + username) }
 
 var prefixBinding = []byte("b/")
 
-// PutBinding stores or refreshes a binding until b.Expires.
-func (tx *Tx) PutBinding(b *Binding) error {
-	if b.DeviceUsername == "" || b.Contact == "" {
+// SetBindings replaces a device's contacts; the key expires with the last
+// of them. An empty set deletes the key.
+func (tx *Tx) SetBindings(username string, bs []*Binding) error {
+	if username == "" {
 		return fmt.Errorf("store: bad binding")
 	}
-	if !b.Expires.After(time.Now()) {
-		return fmt.Errorf("store: binding already expired")
+	var last time.Time
+	for _, b := range bs {
+		if b.DeviceUsername != username || b.Contact == "" {
+			return fmt.Errorf("store: bad binding")
+		}
+		if b.Expires.After(last) {
+			last = b.Expires
+		}
 	}
-	v, err := json.Marshal(b)
+	if len(bs) == 0 || !last.After(time.Now()) {
+		return tx.del(bindingKey(username))
+	}
+	v, err := json.Marshal(bs)
 	if err != nil {
 		return err
 	}
-	return tx.setTTL(bindingKey(b.DeviceUsername, b.Contact), v, b.Expires)
-}
-
-// DeleteBinding removes one contact of a device.
-func (tx *Tx) DeleteBinding(username, contact string) error {
-	return tx.del(bindingKey(username, contact))
+	return tx.setTTL(bindingKey(username), v, last)
 }
 
 // DeleteBindings removes every contact of a device and reports how many.
@@ -64,34 +66,45 @@ func (tx *Tx) DeleteBindings(username string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	for _, b := range bs {
-		if err := tx.DeleteBinding(username, b.Contact); err != nil {
-			return 0, err
-		}
+	if len(bs) > 0 {
+		err = tx.del(bindingKey(username))
 	}
-	return len(bs), nil
+	return len(bs), err
 }
 
 // Bindings lists a device's live contacts.
 func (tx *Tx) Bindings(username string) ([]*Binding, error) {
-	return tx.scanBindings(bindingPrefix(username))
+	var bs []*Binding
+	err := tx.getJSON(bindingKey(username), &bs)
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil
+	}
+	return live(bs), err
 }
 
 // AllBindings lists every live contact on the box.
-func (tx *Tx) AllBindings() ([]*Binding, error) { return tx.scanBindings(prefixBinding) }
-
-func (tx *Tx) scanBindings(prefix []byte) ([]*Binding, error) {
+func (tx *Tx) AllBindings() ([]*Binding, error) {
 	var out []*Binding
-	now := time.Now()
-	err := tx.each(prefix, func(_, v []byte) (bool, error) {
-		b := &Binding{}
-		if err := json.Unmarshal(v, b); err != nil {
+	err := tx.each(prefixBinding, func(_, v []byte) (bool, error) {
+		var bs []*Binding
+		if err := json.Unmarshal(v, &bs); err != nil {
 			return false, err
 		}
-		if b.Expires.After(now) { // TTL has one-second resolution
-			out = append(out, b)
-		}
+		out = append(out, live(bs)...)
 		return true, nil
 	})
 	return out, err
+}
+
+// live drops contacts whose own expiry has passed (the key's TTL follows
+// the last one, at one-second resolution).
+func live(bs []*Binding) []*Binding {
+	now := time.Now()
+	out := bs[:0]
+	for _, b := range bs {
+		if b.Expires.After(now) {
+			out = append(out, b)
+		}
+	}
+	return out
 }

@@ -3,11 +3,15 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -159,4 +163,78 @@ func rss(pid int) string {
 		}
 	}
 	return "?"
+}
+
+// TestBenchRegister drives REGISTER with digest through SIPp at a fixed
+// rate, bounded in count and time, and reports the completed rate and how
+// much CPU pbxd spent per registration.
+func TestBenchRegister(t *testing.T) {
+	needSIPp(t)
+	p := start(t, startOpts{env: []string{"PBXD_ADMIN_PASSWORD=" + e2eAdminPassword}, args: strings.Fields(os.Getenv("PBXD_BENCH_ARGS"))})
+	admin := p.login("admin", e2eAdminPassword)
+	const devices = 200
+	var csv strings.Builder
+	csv.WriteString("SEQUENTIAL\n")
+	for i := 0; i < devices; i++ {
+		uid := p.do("POST", "/api/v1/users", admin, map[string]any{"userName": fmt.Sprintf("r%03d", i)}).want(t, 201).str("id")
+		user, pw := fmt.Sprintf("dev%03d", i), fmt.Sprintf("devpass%03d", i)
+		p.do("POST", "/api/v1/users/"+uid+"/devices", admin, map[string]any{"name": "d", "username": user, "password": pw}).want(t, 201)
+		fmt.Fprintf(&csv, "%s;[authentication username=%s password=%s]\n", user, user, pw)
+	}
+	for _, rate := range []int{500, 1000, 2000} {
+		total := rate * 8
+		cpu0 := cpuTime(p.cmd.Process.Pid)
+		t0 := time.Now()
+		out := runSIPpLoad(t, "register.xml", p.sip, csv.String(), rate, total)
+		wall := time.Since(t0)
+		cpu := cpuTime(p.cmd.Process.Pid) - cpu0
+		ok, failed := sippCounts(out)
+		fmt.Printf("BENCH REGISTER+digest at %d/s offered: %d ok, %d failed in %v = %.0f/s; pbxd CPU %.0f µs per registration\n",
+			rate, ok, failed, wall.Round(time.Millisecond), float64(ok)/wall.Seconds(), float64(cpu.Microseconds())/float64(max(ok, 1)))
+	}
+}
+
+// cpuTime is the user+system CPU a process has used.
+func cpuTime(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+	utime, _ := strconv.Atoi(f[11])
+	stime, _ := strconv.Atoi(f[12])
+	return time.Duration(utime+stime) * 10 * time.Millisecond // USER_HZ = 100
+}
+
+// runSIPpLoad runs scenario at rate calls/s for count calls (bounded by a
+// timeout) and returns SIPp's final statistics, failed calls included.
+func runSIPpLoad(t *testing.T, scenario, target, inject string, rate, count int) string {
+	t.Helper()
+	sipp := needSIPp(t)
+	dir := t.TempDir()
+	inf := filepath.Join(dir, "inject.csv")
+	if err := os.WriteFile(inf, []byte(inject), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(count/rate+60)*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, sipp, target, "-sf", filepath.Join("testdata", "sipp", scenario), "-inf", inf,
+		"-i", "127.0.0.1", "-p", strconv.Itoa(freeUDPPort(t)), "-r", strconv.Itoa(rate), "-m", strconv.Itoa(count),
+		"-l", strconv.Itoa(rate), "-timeout", strconv.Itoa(count/rate+30)+"s", "-nostdin", "-buff_size", "4194304")
+	out, _ := cmd.CombinedOutput()
+	return string(out)
+}
+
+// sippCounts reads the cumulative successful and failed calls.
+func sippCounts(out string) (ok, failed int) {
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) >= 6 && f[0] == "Successful" && f[1] == "call":
+			ok, _ = strconv.Atoi(f[5])
+		case len(f) >= 6 && f[0] == "Failed" && f[1] == "call":
+			failed, _ = strconv.Atoi(f[5])
+		}
+	}
+	return ok, failed
 }

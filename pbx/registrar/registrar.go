@@ -207,32 +207,29 @@ func (r *Registrar) update(req *sip.Request, dev *store.Device) *sip.Response {
 	cseq := req.CSeq().SeqNo
 	var current []*store.Binding
 	err := r.cfg.Store.Update(func(tx *store.Tx) error {
-		if wildcard {
-			if _, err := tx.DeleteBindings(dev.Username); err != nil {
-				return err
-			}
-		}
 		existing, err := tx.Bindings(dev.Username)
 		if err != nil {
 			return err
 		}
-		byContact := map[string]*store.Binding{}
+		if wildcard {
+			existing = nil
+		}
+		next := make([]*store.Binding, 0, len(existing)+len(changes))
+		index := map[string]int{}
 		for _, b := range existing {
-			byContact[b.Contact] = b
+			index[b.Contact] = len(next)
+			next = append(next, b)
 		}
 		for _, ch := range changes {
-			if old := byContact[ch.contact]; old != nil && old.CallID == callID(req) && cseq <= old.CSeq {
+			i, known := index[ch.contact]
+			if known && next[i] != nil && next[i].CallID == callID(req) && cseq <= next[i].CSeq {
 				return errOutOfOrder
 			}
 			if ch.expires == 0 {
-				if err := tx.DeleteBinding(dev.Username, ch.contact); err != nil {
-					return err
+				if known {
+					next[i] = nil
 				}
-				delete(byContact, ch.contact)
 				continue
-			}
-			if byContact[ch.contact] == nil && len(byContact) >= r.cfg.MaxContacts {
-				return errTooMany
 			}
 			b := &store.Binding{DeviceUsername: dev.Username, DeviceID: dev.ID, UserID: dev.UserID, Contact: ch.contact,
 				Source: req.Source(), Transport: req.Transport(), CallID: callID(req), CSeq: cseq,
@@ -240,16 +237,26 @@ func (r *Registrar) update(req *sip.Request, dev *store.Device) *sip.Response {
 			if ua := req.GetHeader("User-Agent"); ua != nil {
 				b.UserAgent = truncate(ua.Value(), 128)
 			}
-			if err := tx.PutBinding(b); err != nil {
-				return err
+			if known && next[i] != nil {
+				next[i] = b
+				continue
 			}
-			byContact[ch.contact] = b
+			index[ch.contact] = len(next)
+			next = append(next, b)
 		}
 		current = current[:0]
-		for _, b := range byContact {
-			current = append(current, b)
+		for _, b := range next {
+			if b != nil {
+				current = append(current, b)
+			}
 		}
-		return nil
+		if len(current) > r.cfg.MaxContacts {
+			return errTooMany
+		}
+		if !wildcard && len(changes) == 0 {
+			return nil // a query changes nothing
+		}
+		return tx.SetBindings(dev.Username, current)
 	})
 	switch {
 	case errors.Is(err, errOutOfOrder):
