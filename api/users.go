@@ -474,6 +474,18 @@ func (s *Server) handleUpdateUser(w http.ResponseWriter, r *http.Request, p *Pri
 				return err
 			}
 		}
+		if !u.Enabled {
+			// A disabled user's phones lose their registrations at once.
+			devs, err := tx.ListDevices(u.ID)
+			if err != nil {
+				return err
+			}
+			for _, d := range devs {
+				if _, err := tx.DeleteBindings(d.Username); err != nil {
+					return err
+				}
+			}
+		}
 		out = u
 		return s.audit(tx, r, p, "user.update", "user", u.ID, map[string]string{"fields": in.changedFields()})
 	})

@@ -163,8 +163,22 @@ func TestRegisterWithDigest(t *testing.T) {
 	if q.do("GET", "/api/v1/registrations", admin, nil).want(t, 200).obj["total"].(float64) != 1 {
 		t.Fatal("binding lost on restart")
 	}
-	// Unregister with the wildcard.
+	// Disabling the user drops the registration, and the phone cannot register again.
+	q.do("POST", "/api/v1/users/"+uid, admin, map[string]any{"enabled": false}).want(t, 200)
+	if q.do("GET", "/api/v1/registrations", admin, nil).want(t, 200).obj["total"].(float64) != 0 {
+		t.Fatal("a disabled user's binding survived")
+	}
 	ph = newPhone(t, q.sip, "alice-phone")
+	_, ch = ph.register(contact)
+	if code, _ := ph.register(contact, answer(t, ch, "MD5", "alice-phone", "phone-pass-1", 1)); code != 403 {
+		t.Fatalf("disabled user's phone registered: %d", code)
+	}
+	q.do("POST", "/api/v1/users/"+uid, admin, map[string]any{"enabled": true}).want(t, 200)
+	_, ch = ph.register(contact)
+	if code, _ := ph.register(contact, answer(t, ch, "MD5", "alice-phone", "phone-pass-1", 1)); code != 200 {
+		t.Fatalf("re-enabled user's phone: %d", code)
+	}
+	// Unregister with the wildcard.
 	_, ch = ph.register("Contact: *", "Expires: 0")
 	if code, res := ph.register("Contact: *", "Expires: 0", answer(t, ch, "SHA-256", "alice-phone", "phone-pass-1", 1)); code != 200 || strings.Contains(res, "Contact:") {
 		t.Fatalf("unregister: %d\n%s", code, res)

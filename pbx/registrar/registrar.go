@@ -113,7 +113,17 @@ func (r *Registrar) register(req *sip.Request) *sip.Response {
 		return sip.NewResponseFromRequest(req, 400, "Malformed Authorization", nil)
 	}
 	var dev *store.Device
-	err = r.cfg.Store.View(func(tx *store.Tx) (err error) { dev, err = tx.DeviceByUsername(creds.Username); return err })
+	enabled := false
+	err = r.cfg.Store.View(func(tx *store.Tx) (err error) {
+		if dev, err = tx.DeviceByUsername(creds.Username); err != nil {
+			return err
+		}
+		u, err := tx.GetUser(dev.UserID)
+		if err == nil {
+			enabled = u.Enabled
+		}
+		return err
+	})
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		r.log.Error("registrar: device lookup", "err", err)
 		return sip.NewResponseFromRequest(req, 500, "Server Internal Error", nil)
@@ -136,6 +146,9 @@ func (r *Registrar) register(req *sip.Request) *sip.Response {
 		return r.challenge(req, false)
 	}
 	r.cfg.Guard.Succeed(src)
+	if !enabled {
+		return sip.NewResponseFromRequest(req, 403, "Forbidden", nil)
+	}
 	if to.Address.User != dev.Username {
 		return sip.NewResponseFromRequest(req, 403, "Forbidden", nil)
 	}
