@@ -38,6 +38,7 @@ type Config struct {
 // Store is the open database. All methods are safe for concurrent use.
 type Store struct {
 	db      *badger.DB
+	sync    bool
 	log     *slog.Logger
 	schema  int
 	stop    chan struct{}
@@ -62,7 +63,8 @@ func checkPlatform(intSize int) error {
 func options(cfg Config) badger.Options {
 	opt := badger.DefaultOptions(cfg.Dir).
 		WithInMemory(cfg.InMemory).
-		WithSyncWrites(cfg.SyncWrites).
+		WithSyncWrites(false). // Update syncs itself, so soft state can skip it
+
 		WithMemTableSize(4 << 20).
 		WithNumMemtables(2).
 		WithNumLevelZeroTables(2).
@@ -105,7 +107,7 @@ func Open(cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", cfg.Dir, err)
 	}
-	s := &Store{db: db, log: cfg.Logger, stop: make(chan struct{}), done: make(chan struct{})}
+	s := &Store{db: db, sync: cfg.SyncWrites && !cfg.InMemory, log: cfg.Logger, stop: make(chan struct{}), done: make(chan struct{})}
 	if s.schema, err = s.checkSchema(); err != nil {
 		db.Close()
 		return nil, err
@@ -218,10 +220,30 @@ func (s *Store) View(fn func(tx *Tx) error) error {
 	return s.db.View(func(txn *badger.Txn) error { return fn(&Tx{txn: txn}) })
 }
 
-// Update runs fn in a read-write transaction and commits it. When a
-// concurrent transaction touched the same keys, fn is run again (up to ten
-// times), so fn must not have side effects outside tx.
+// Update runs fn in a read-write transaction and commits it; with
+// Config.SyncWrites the commit is flushed to disk before Update returns, so
+// it survives a power loss. When a concurrent transaction touched the same
+// keys, fn is run again (up to ten times), so fn must not have side effects
+// outside tx.
 func (s *Store) Update(fn func(tx *Tx) error) error {
+	if err := s.update(fn); err != nil {
+		return err
+	}
+	if s.sync {
+		if err := s.db.Sync(); err != nil {
+			return fmt.Errorf("store: sync: %w", err)
+		}
+	}
+	return nil
+}
+
+// UpdateSoft is Update without the flush to disk, for state that peers
+// recreate on their own (SIP registrations refresh every few minutes). Its
+// commits still survive a crash of pbxd (Badger writes through mmap), only
+// not a power loss; they cost a fraction of a synced commit.
+func (s *Store) UpdateSoft(fn func(tx *Tx) error) error { return s.update(fn) }
+
+func (s *Store) update(fn func(tx *Tx) error) error {
 	if s.db.IsClosed() {
 		return ErrClosed
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"strings"
 	"time"
@@ -22,6 +23,7 @@ type serveConfig struct {
 	SIPRealm          string
 	SIPAuthAlgorithms []string
 	ShutdownTimeout   time.Duration
+	DebugListen       string
 }
 
 func newServeFlags(cfg *serveConfig) *pflag.FlagSet {
@@ -37,6 +39,7 @@ func newServeFlags(cfg *serveConfig) *pflag.FlagSet {
 	fs.BoolVar(&cfg.StoreSync, "store-sync", true, "fsync every database commit (survives power loss, not only crashes)")
 	fs.StringVar(&cfg.SIPRealm, "sip-realm", "pbxd", "digest realm of SIP device credentials (changing it invalidates device passwords)")
 	fs.StringSliceVar(&cfg.SIPAuthAlgorithms, "sip-auth-algorithms", []string{"MD5", "SHA-256"}, "digest algorithms offered to SIP devices, in order (MD5, SHA-256)")
+	fs.StringVar(&cfg.DebugListen, "debug-listen", "", "loopback address:port for Go profiling (/debug/pprof); off when empty")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long SIGTERM waits for requests in flight")
 	return fs
 }
@@ -72,6 +75,12 @@ func parseServeFlags(args []string) (*serveConfig, error) {
 	case "json", "text":
 	default:
 		return nil, fmt.Errorf("--log-format must be json or text")
+	}
+	if cfg.DebugListen != "" {
+		host, _, err := net.SplitHostPort(cfg.DebugListen)
+		if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
+			return nil, fmt.Errorf("--debug-listen must be a loopback address such as 127.0.0.1:6060")
+		}
 	}
 	if cfg.SessionTTL < time.Minute {
 		return nil, fmt.Errorf("--session-ttl must be at least 1m")

@@ -134,6 +134,14 @@ func runServe(ctx context.Context, cfg *serveConfig, log *slog.Logger) error {
 	}
 	defer sip.Close()
 
+	if cfg.DebugListen != "" {
+		stopDebug, err := serveDebug(cfg.DebugListen, log)
+		if err != nil {
+			return err
+		}
+		defer stopDebug()
+	}
+
 	addr := ln.Addr().String()
 	log.Info("pbxd ready", "version", version, "http", addr, "api", "http://"+addr+"/api/v1", "sip", sip.Addr(),
 		"data_dir", cfg.DataDir, "startup_ms", time.Since(start).Milliseconds())

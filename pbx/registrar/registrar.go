@@ -219,7 +219,8 @@ func (r *Registrar) update(req *sip.Request, dev *store.Device) *sip.Response {
 	}
 	cseq := req.CSeq().SeqNo
 	var current []*store.Binding
-	err := r.cfg.Store.Update(func(tx *store.Tx) error {
+	// Bindings are soft state: phones refresh them, so they skip the fsync.
+	err := r.cfg.Store.UpdateSoft(func(tx *store.Tx) error {
 		existing, err := tx.Bindings(dev.Username)
 		if err != nil {
 			return err
