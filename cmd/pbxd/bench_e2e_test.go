@@ -181,7 +181,7 @@ func TestBenchRegister(t *testing.T) {
 		p.do("POST", "/api/v1/users/"+uid+"/devices", admin, map[string]any{"name": "d", "username": user, "password": pw}).want(t, 201)
 		fmt.Fprintf(&csv, "%s;[authentication username=%s password=%s]\n", user, user, pw)
 	}
-	for _, rate := range []int{500, 1000, 2000} {
+	for _, rate := range []int{500, 1000, 2000, 3000} {
 		total := rate * 8
 		cpu0 := cpuTime(p.cmd.Process.Pid)
 		t0 := time.Now()
@@ -220,8 +220,11 @@ func runSIPpLoad(t *testing.T, scenario, target, inject string, rate, count int)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, sipp, target, "-sf", filepath.Join("testdata", "sipp", scenario), "-inf", inf,
 		"-i", "127.0.0.1", "-p", strconv.Itoa(freeUDPPort(t)), "-r", strconv.Itoa(rate), "-m", strconv.Itoa(count),
-		"-l", strconv.Itoa(rate), "-timeout", strconv.Itoa(count/rate+30)+"s", "-nostdin", "-buff_size", "4194304")
+		"-l", strconv.Itoa(rate), "-timeout", strconv.Itoa(count/rate+30)+"s", "-nostdin", "-buff_size", "4194304", "-trace_err", "-error_file", filepath.Join(dir, "errors.log"))
 	out, _ := cmd.CombinedOutput()
+	if errs, _ := os.ReadFile(filepath.Join(dir, "errors.log")); len(errs) > 0 {
+		fmt.Printf("BENCH first SIPp errors:\n%s\n", tail(string(errs[:min(len(errs), 1500)]), 1500))
+	}
 	return string(out)
 }
 
