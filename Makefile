@@ -37,6 +37,7 @@ lint:
 	$(GOBIN)/staticcheck ./...
 
 bench: build
+	BENCH_DEPS=1 scripts/test-deps.sh
 	go test -run '^$$' -bench . -benchmem -count=1 ./...
 	go test -tags bench -run 'TestBench' -v -count=1 -timeout 20m ./cmd/pbxd/
 

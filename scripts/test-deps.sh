@@ -12,6 +12,11 @@ NEEDS=(
   "sipp:sip-tester"               # SIP scenarios against the binary
 )
 
+# make bench also needs the reference registrar.
+if [ "${BENCH_DEPS:-}" = 1 ]; then
+  NEEDS+=("kamailio:kamailio")
+fi
+
 missing=()
 for pair in "${NEEDS[@]}"; do
   cmd=${pair%%:*}; pkg=${pair#*:}

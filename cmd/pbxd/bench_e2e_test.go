@@ -165,32 +165,64 @@ func rss(pid int) string {
 	return "?"
 }
 
-// TestBenchRegister drives REGISTER with digest through SIPp at a fixed
-// rate, bounded in count and time, and reports the completed rate and how
-// much CPU pbxd spent per registration.
+// registerStep is one SIPp REGISTER step's outcome.
+type registerStep struct {
+	rate, ok, failed int
+	wall             time.Duration
+	cpuPerReg        float64 // µs
+}
+
+var registerRates = []int{500, 1000, 2000, 3000}
+
+// registerSteps runs the REGISTER steps against target; cpu reports the
+// CPU the element under test has used so far.
+func registerSteps(t *testing.T, target, csv string, cpu func() time.Duration) []registerStep {
+	var out []registerStep
+	for _, rate := range registerRates {
+		c0, t0 := cpu(), time.Now()
+		res := runSIPpLoad(t, "register.xml", target, csv, rate, rate*8)
+		st := registerStep{rate: rate, wall: time.Since(t0)}
+		st.ok, st.failed = sippCounts(res)
+		st.cpuPerReg = float64((cpu() - c0).Microseconds()) / float64(max(st.ok, 1))
+		out = append(out, st)
+	}
+	return out
+}
+
+// TestBenchRegister drives REGISTER with digest through SIPp at fixed
+// rates, bounded in count and time, against pbxd and then Kamailio (the
+// reference registrar) with the same 200 credentials, and prints both and
+// their ratios.
 func TestBenchRegister(t *testing.T) {
 	needSIPp(t)
 	p := start(t, startOpts{env: []string{"PBXD_ADMIN_PASSWORD=" + e2eAdminPassword}, args: strings.Fields(os.Getenv("PBXD_BENCH_ARGS"))})
 	admin := p.login("admin", e2eAdminPassword)
 	const devices = 200
 	var csv strings.Builder
+	var creds [][2]string
 	csv.WriteString("SEQUENTIAL\n")
 	for i := 0; i < devices; i++ {
 		uid := p.do("POST", "/api/v1/users", admin, map[string]any{"userName": fmt.Sprintf("r%03d", i)}).want(t, 201).str("id")
 		user, pw := fmt.Sprintf("dev%03d", i), fmt.Sprintf("devpass%03d", i)
 		p.do("POST", "/api/v1/users/"+uid+"/devices", admin, map[string]any{"name": "d", "username": user, "password": pw}).want(t, 201)
 		fmt.Fprintf(&csv, "%s;[authentication username=%s password=%s]\n", user, user, pw)
+		creds = append(creds, [2]string{user, pw})
 	}
-	for _, rate := range []int{500, 1000, 2000, 3000} {
-		total := rate * 8
-		cpu0 := cpuTime(p.cmd.Process.Pid)
-		t0 := time.Now()
-		out := runSIPpLoad(t, "register.xml", p.sip, csv.String(), rate, total)
-		wall := time.Since(t0)
-		cpu := cpuTime(p.cmd.Process.Pid) - cpu0
-		ok, failed := sippCounts(out)
-		fmt.Printf("BENCH REGISTER+digest at %d/s offered: %d ok, %d failed in %v = %.0f/s; pbxd CPU %.0f µs per registration\n",
-			rate, ok, failed, wall.Round(time.Millisecond), float64(ok)/wall.Seconds(), float64(cpu.Microseconds())/float64(max(ok, 1)))
+	ours := registerSteps(t, p.sip, csv.String(), func() time.Duration { return cpuTime(p.cmd.Process.Pid) })
+	p.Stop()
+	var ref []registerStep
+	if addr, pid, ok := startKamailio(t, creds); ok {
+		ref = registerSteps(t, addr, csv.String(), func() time.Duration { return groupCPU(pid) })
+	}
+	for i, st := range ours {
+		fmt.Printf("BENCH REGISTER+digest at %d/s offered: pbxd %d ok, %d failed = %.0f/s, %.0f µs CPU per registration",
+			st.rate, st.ok, st.failed, float64(st.ok)/st.wall.Seconds(), st.cpuPerReg)
+		if ref != nil {
+			k := ref[i]
+			fmt.Printf(" | Kamailio %d ok, %d failed = %.0f/s, %.0f µs | completed ratio pbxd/Kamailio %.2f, CPU ratio %.1f×",
+				k.ok, k.failed, float64(k.ok)/k.wall.Seconds(), k.cpuPerReg, float64(st.ok)/float64(max(k.ok, 1)), st.cpuPerReg/max(k.cpuPerReg, 1))
+		}
+		fmt.Println()
 	}
 }
 
