@@ -93,13 +93,11 @@ func runServe(ctx context.Context, cfg *serveConfig, log *slog.Logger) error {
 	srv := api.New(api.Config{Store: st, Logger: log, Version: version, SessionTTL: cfg.SessionTTL, SIPRealm: cfg.SIPRealm})
 	defer srv.Close()
 
-	pw, err := adminPassword(cfg)
+	// The password source is read only when there is no admin yet: the file
+	// is a first-start secret that installers may delete afterwards.
+	created, generated, err := srv.EnsureAdmin(ctx, func() (string, error) { return adminPassword(cfg) })
 	if err != nil {
-		return err
-	}
-	created, generated, err := srv.EnsureAdmin(ctx, pw)
-	if err != nil {
-		return fmt.Errorf("creating the first admin: %w", err)
+		return fmt.Errorf("first admin: %w", err)
 	}
 	switch {
 	case created && generated != "":
