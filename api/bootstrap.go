@@ -16,7 +16,7 @@ const FirstAdminName = "admin"
 // empty password it generates one, returns it (for the caller to show once)
 // and marks the account to change it at first login. It reports whether it
 // created the user.
-func (s *Server) EnsureAdmin(ctx context.Context, password string) (created bool, generated string, err error) {
+func (s *Server) EnsureAdmin(ctx context.Context, password func() (string, error)) (created bool, generated string, err error) {
 	var n int
 	if err := s.st.View(func(tx *store.Tx) (err error) { n, err = tx.CountUsers(); return err }); err != nil {
 		return false, "", err
@@ -24,16 +24,20 @@ func (s *Server) EnsureAdmin(ctx context.Context, password string) (created bool
 	if n > 0 {
 		return false, "", nil
 	}
+	pw, err := password()
+	if err != nil {
+		return false, "", err
+	}
 	mustChange := false
-	if password == "" {
-		if password, err = auth.RandomPassword(20); err != nil {
+	if pw == "" {
+		if pw, err = auth.RandomPassword(20); err != nil {
 			return false, "", err
 		}
-		generated, mustChange = password, true
-	} else if perr := auth.CheckPasswordPolicy(password); perr != nil {
+		generated, mustChange = pw, true
+	} else if perr := auth.CheckPasswordPolicy(pw); perr != nil {
 		return false, "", fmt.Errorf("initial admin password %w", perr)
 	}
-	h, err := s.hasher.Hash(ctx, password)
+	h, err := s.hasher.Hash(ctx, pw)
 	if err != nil {
 		return false, "", err
 	}

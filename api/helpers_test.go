@@ -35,7 +35,7 @@ func newTestServer(tb testing.TB, sync bool) *testServer {
 		s.Close()
 		st.Close()
 	})
-	if _, _, err := s.EnsureAdmin(context.Background(), testAdminPassword); err != nil {
+	if _, _, err := s.EnsureAdmin(context.Background(), func() (string, error) { return testAdminPassword, nil }); err != nil {
 		tb.Fatal(err)
 	}
 	ts := &testServer{Server: s, st: st}
