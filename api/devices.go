@@ -167,6 +167,13 @@ func (s *Server) handleDeleteDevice(w http.ResponseWriter, r *http.Request, p *P
 		if d.UserID != id {
 			return store.ErrNotFound
 		}
+		u, err := tx.GetUser(id)
+		if err != nil {
+			return err
+		}
+		if u.HasRole(store.RoleAdmin) && !p.IsAdmin() {
+			return forbidden("only admins may remove an admin's devices")
+		}
 		if err := tx.DeleteDevice(did); err != nil {
 			return err
 		}
