@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"pbxd/api/auth"
 	"pbxd/store"
@@ -286,17 +288,23 @@ func matchUser(e *store.DirEntry, words []string) bool {
 	return true
 }
 
-// containsFold reports whether lower-case word occurs in s, ignoring case.
+// containsFold reports whether word, already passed through foldCase,
+// occurs in s ignoring case, in any script.
 func containsFold(s, word string) bool {
-	if len(word) > len(s) {
-		return false
-	}
-	for i := 0; i+len(word) <= len(s); i++ {
-		if strings.EqualFold(s[i:i+len(word)], word) {
-			return true
+	return strings.Contains(foldCase(s), word)
+}
+
+// foldCase maps s to one spelling per case class, so that "İBRAHİM" and
+// "İbrahim", or "GROẞ" and "Groß", compare equal even where the upper and
+// lower forms differ in length. ASCII lower-case strings (most names in a
+// directory) are returned without copying.
+func foldCase(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= utf8.RuneSelf || ('A' <= c && c <= 'Z') {
+			return strings.Map(func(r rune) rune { return unicode.ToLower(unicode.ToUpper(r)) }, s)
 		}
 	}
-	return false
+	return s
 }
 
 func (s *Server) handleListUsers(w http.ResponseWriter, r *http.Request, p *Principal) error {
@@ -322,7 +330,7 @@ func (s *Server) handleListUsers(w http.ResponseWriter, r *http.Request, p *Prin
 			return invalid(k, "unknown query parameter")
 		}
 	}
-	words := strings.Fields(strings.ToLower(q.Get("q")))
+	words := strings.Fields(foldCase(q.Get("q")))
 	var objects []any
 	total := 0
 	err := s.st.View(func(tx *store.Tx) error {
