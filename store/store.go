@@ -45,6 +45,9 @@ type Store struct {
 	done    chan struct{}
 	closeMu sync.Mutex
 	closed  bool
+	// retryMu serialises the retries of transactions that lost a conflict,
+	// so that many writers of one record finish instead of colliding again.
+	retryMu sync.Mutex
 }
 
 // checkPlatform refuses 32-bit platforms: Badger v4 (through ristretto's
@@ -223,7 +226,7 @@ func (s *Store) View(fn func(tx *Tx) error) error {
 // Update runs fn in a read-write transaction and commits it; with
 // Config.SyncWrites the commit is flushed to disk before Update returns, so
 // it survives a power loss. When a concurrent transaction touched the same
-// keys, fn is run again (up to ten times), so fn must not have side effects
+// keys, fn is run again (retries one at a time), so fn must not have side effects
 // outside tx.
 func (s *Store) Update(fn func(tx *Tx) error) error {
 	if err := s.update(fn); err != nil {
@@ -247,10 +250,17 @@ func (s *Store) update(fn func(tx *Tx) error) error {
 	if s.db.IsClosed() {
 		return ErrClosed
 	}
-	var err error
-	for attempt := 0; attempt < 10; attempt++ {
-		err = s.db.Update(func(txn *badger.Txn) error { return fn(&Tx{txn: txn}) })
-		if !errors.Is(err, badger.ErrConflict) {
+	run := func() error { return s.db.Update(func(txn *badger.Txn) error { return fn(&Tx{txn: txn}) }) }
+	// The first attempt runs optimistically, in parallel with other writers.
+	err := run()
+	if !errors.Is(err, badger.ErrConflict) {
+		return err
+	}
+	// Retries queue up: they can then only collide with first attempts.
+	s.retryMu.Lock()
+	defer s.retryMu.Unlock()
+	for attempt := 0; attempt < 20; attempt++ {
+		if err = run(); !errors.Is(err, badger.ErrConflict) {
 			return err
 		}
 	}
