@@ -64,26 +64,43 @@ func Start(cfg Config) (*Server, error) {
 	srv.OnOptions(handleOptions)
 
 	s := &Server{cfg: cfg, log: cfg.Logger, ua: ua, srv: srv}
-	// udp4 keeps replies on the listening port (sipgo binds [::] for "udp").
-	if s.udp, err = net.ListenPacket("udp4", cfg.Listen); err != nil {
+	if s.udp, s.tcp, err = listenSIP(cfg.Listen); err != nil {
 		ua.Close()
-		return nil, fmt.Errorf("--sip-listen udp: %w", err)
-	}
-	tcpAddr := cfg.Listen
-	if host, port, _ := net.SplitHostPort(cfg.Listen); port == "0" {
-		// Same port for both transports when the OS picks one.
-		_, p, _ := net.SplitHostPort(s.udp.LocalAddr().String())
-		tcpAddr = net.JoinHostPort(host, p)
-	}
-	if s.tcp, err = net.Listen("tcp4", tcpAddr); err != nil {
-		s.udp.Close()
-		ua.Close()
-		return nil, fmt.Errorf("--sip-listen tcp: %w", err)
+		return nil, err
 	}
 	s.wg.Add(2)
 	go func() { defer s.wg.Done(); s.served("udp", srv.ServeUDP(s.udp)) }()
 	go func() { defer s.wg.Done(); s.served("tcp", srv.ServeTCP(s.tcp)) }()
 	return s, nil
+}
+
+// listenSIP binds UDP and TCP on one address. udp4 keeps replies on the
+// listening port (sipgo binds [::] for "udp"). With port 0 the OS picks the
+// UDP port, and that port may be taken for TCP: then another one is tried.
+func listenSIP(addr string) (net.PacketConn, net.Listener, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--sip-listen: %w", err)
+	}
+	for attempt := 0; ; attempt++ {
+		udp, err := net.ListenPacket("udp4", addr)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--sip-listen udp: %w", err)
+		}
+		tcpAddr := addr
+		if port == "0" {
+			_, p, _ := net.SplitHostPort(udp.LocalAddr().String())
+			tcpAddr = net.JoinHostPort(host, p)
+		}
+		tcp, err := net.Listen("tcp4", tcpAddr)
+		if err == nil {
+			return udp, tcp, nil
+		}
+		udp.Close()
+		if port != "0" || attempt == 50 {
+			return nil, nil, fmt.Errorf("--sip-listen tcp: %w", err)
+		}
+	}
 }
 
 func (s *Server) served(network string, err error) {
