@@ -1,0 +1,165 @@
+// Package rtpleg is pbxd's plain RTP endpoint for SIP parties: one UDP
+// port pair per leg from a configured range, symmetric RTP (it answers
+// where the party's packets come from), RFC 3550 receive statistics and
+// RTCP reports, and a media timeout that notices dead calls.
+package rtpleg
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"time"
+
+	"pbxd/media"
+)
+
+// Config tunes the engine.
+type Config struct {
+	Ports PortRange
+	// BindIP is the local address legs bind (unspecified: all).
+	BindIP netip.Addr
+	// PublicIP is the address written into SDP; it defaults to BindIP.
+	PublicIP netip.Addr
+	// MediaTimeout hangs up a leg whose party should send RTP but has sent
+	// nothing for this long; 0 disables it.
+	MediaTimeout time.Duration
+	// RTCPInterval between our reports (5 s when zero).
+	RTCPInterval time.Duration
+	Logger       *slog.Logger
+}
+
+// Engine owns the port range and the legs' housekeeping: one goroutine
+// checks every leg for media timeouts and sends RTCP reports, instead of
+// a timer per leg.
+type Engine struct {
+	cfg  Config
+	pool *portPool
+	log  *slog.Logger
+
+	mu   sync.Mutex
+	legs map[*Leg]time.Time // leg → next RTCP report
+	stop chan struct{}
+	done chan struct{}
+	once sync.Once
+}
+
+// New starts an engine.
+func New(cfg Config) (*Engine, error) {
+	if err := cfg.Ports.Validate(); err != nil {
+		return nil, err
+	}
+	if !cfg.BindIP.IsValid() {
+		cfg.BindIP = netip.IPv4Unspecified()
+	}
+	if !cfg.PublicIP.IsValid() {
+		cfg.PublicIP = cfg.BindIP
+	}
+	if cfg.RTCPInterval <= 0 {
+		cfg.RTCPInterval = 5 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	e := &Engine{cfg: cfg, pool: newPortPool(cfg.Ports), log: cfg.Logger, legs: map[*Leg]time.Time{},
+		stop: make(chan struct{}), done: make(chan struct{})}
+	go e.housekeeping()
+	return e, nil
+}
+
+// ErrEngineClosed is returned by Open after Close.
+var ErrEngineClosed = errors.New("rtpleg: engine closed")
+
+// Open binds a new leg's port pair. The leg receives nothing until
+// Configure and Start.
+func (e *Engine) Open(id string) (*Leg, error) {
+	select {
+	case <-e.stop:
+		return nil, ErrEngineClosed
+	default:
+	}
+	rtpConn, rtcpConn, port, err := e.pool.bind(e.cfg.BindIP)
+	if err != nil {
+		return nil, fmt.Errorf("rtp leg %s: %w", id, err)
+	}
+	l := &Leg{e: e, id: id, port: port, rtp: rtpConn, rtcp: rtcpConn,
+		local: netip.AddrPortFrom(e.cfg.PublicIP, uint16(port)), seq: media.NewSequencer(8000)}
+	_ = rtpConn.SetReadBuffer(256 << 10)
+	e.mu.Lock()
+	e.legs[l] = time.Now().Add(e.cfg.RTCPInterval)
+	e.mu.Unlock()
+	return l, nil
+}
+
+// Active is the number of open legs.
+func (e *Engine) Active() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.legs)
+}
+
+// PublicIP is the address legs advertise.
+func (e *Engine) PublicIP() netip.Addr { return e.cfg.PublicIP }
+
+func (e *Engine) forget(l *Leg) {
+	e.mu.Lock()
+	delete(e.legs, l)
+	e.mu.Unlock()
+	e.pool.release(l.port)
+}
+
+// Close stops housekeeping and closes every leg still open.
+func (e *Engine) Close() {
+	e.once.Do(func() {
+		close(e.stop)
+		<-e.done
+		e.mu.Lock()
+		legs := make([]*Leg, 0, len(e.legs))
+		for l := range e.legs {
+			legs = append(legs, l)
+		}
+		e.mu.Unlock()
+		for _, l := range legs {
+			l.Close()
+		}
+	})
+}
+
+func (e *Engine) housekeeping() {
+	defer close(e.done)
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	var due []*Leg
+	var silent []*Leg
+	for {
+		select {
+		case <-e.stop:
+			return
+		case now := <-tick.C:
+			due, silent = due[:0], silent[:0]
+			e.mu.Lock()
+			for l, next := range e.legs {
+				if now.After(next) {
+					due = append(due, l)
+					e.legs[l] = now.Add(e.cfg.RTCPInterval)
+				}
+				if e.cfg.MediaTimeout > 0 {
+					if idle, ok := l.idle(now); ok && idle > e.cfg.MediaTimeout {
+						silent = append(silent, l)
+					}
+				}
+			}
+			e.mu.Unlock()
+			for _, l := range due {
+				l.sendReport(now)
+			}
+			for _, l := range silent {
+				if !l.timedOut.Load() {
+					e.log.Info("media timeout: no RTP from the party", "leg", l.id, "for", e.cfg.MediaTimeout.String())
+				}
+				l.fireTimeout()
+			}
+		}
+	}
+}

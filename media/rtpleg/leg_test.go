@@ -1,0 +1,229 @@
+package rtpleg
+
+import (
+	"bytes"
+	"encoding/binary"
+	"net"
+	"net/netip"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"pbxd/media"
+)
+
+func newEngine(t *testing.T, timeout time.Duration) *Engine {
+	t.Helper()
+	e, err := New(Config{Ports: PortRange{Lo: 30000 + int(time.Now().UnixNano()%1000)*20, Hi: 50000}, BindIP: netip.MustParseAddr("127.0.0.1"), MediaTimeout: timeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	return e
+}
+
+// phone is a test RTP peer.
+type phone struct {
+	t    *testing.T
+	conn *net.UDPConn
+}
+
+func newPhone(t *testing.T) *phone {
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &phone{t: t, conn: c}
+}
+
+func (p *phone) addr() netip.AddrPort { return p.conn.LocalAddr().(*net.UDPAddr).AddrPort() }
+
+func (p *phone) send(to netip.AddrPort, pt uint8, seq uint16, ts, ssrc uint32, payload []byte) {
+	b := make([]byte, 12+len(payload))
+	putHeader(b, false, pt, seq, ts, ssrc)
+	copy(b[12:], payload)
+	if _, err := p.conn.WriteToUDPAddrPort(b, to); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+func (p *phone) recv(timeout time.Duration) (header, []byte, bool) {
+	buf := make([]byte, 1500)
+	for {
+		p.conn.SetReadDeadline(time.Now().Add(timeout))
+		n, _, err := p.conn.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			return header{}, nil, false
+		}
+		if isRTCP(buf[:n]) {
+			continue
+		}
+		h, pl, ok := parseRTP(buf[:n])
+		if ok {
+			return h, append([]byte(nil), pl...), true
+		}
+	}
+}
+
+func openLeg(t *testing.T, e *Engine, remote netip.AddrPort, c media.Codec) *Leg {
+	l, err := e.Open("leg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Configure(Params{Remote: remote, Codec: c, EventPT: 101, Send: true, Recv: true})
+	l.Start()
+	return l
+}
+
+func TestBridgeForwardsAndTranscodes(t *testing.T) {
+	e := newEngine(t, 0)
+	pa, pb := newPhone(t), newPhone(t)
+	var events atomic.Int32
+	br := media.NewBridge(media.BridgeConfig{OnEvent: func(media.Leg, *media.Frame) { events.Add(1) }})
+	la := openLeg(t, e, pa.addr(), media.PCMU)
+	lb := openLeg(t, e, pb.addr(), media.PCMA)
+	br.Add(la)
+	br.Add(lb)
+	defer br.Close()
+
+	silenceU := bytes.Repeat([]byte{0xFF}, 160) // µ-law silence → A-law 0xD5
+	for i := 0; i < 5; i++ {
+		pa.send(la.LocalAddr(), 0, uint16(100+i), uint32(1000+160*i), 0xA, silenceU)
+		h, pl, ok := pb.recv(time.Second)
+		if !ok {
+			t.Fatalf("packet %d not forwarded", i)
+		}
+		if h.pt != 8 || len(pl) != 160 || pl[0] != 0xD5 {
+			t.Fatalf("forwarded pt %d payload %x…", h.pt, pl[:4])
+		}
+	}
+	// Events keep their own payload type and reach OnEvent.
+	pb.send(lb.LocalAddr(), 101, 7, 50, 0xB, []byte{5, 0x8a, 0, 160})
+	h, pl, ok := pa.recv(time.Second)
+	if !ok || h.pt != 101 || pl[0] != 5 {
+		t.Fatalf("event not forwarded: %+v %x", h, pl)
+	}
+	if events.Load() != 1 {
+		t.Fatalf("OnEvent saw %d", events.Load())
+	}
+	// Muting A stops its audio reaching B, not B's reaching A.
+	br.SetMuted(la, true)
+	pa.send(la.LocalAddr(), 0, 200, 9000, 0xA, silenceU)
+	if _, _, ok := pb.recv(200 * time.Millisecond); ok {
+		t.Fatal("muted leg still heard")
+	}
+	pb.send(lb.LocalAddr(), 8, 8, 210, 0xB, bytes.Repeat([]byte{0xD5}, 160))
+	if h, pl, ok := pa.recv(time.Second); !ok || h.pt != 0 || (pl[0] != 0xFF && pl[0] != 0xFE) {
+		t.Fatalf("muted leg no longer hears: %v %+v %x", ok, h, pl)
+	}
+	st := la.Stats()
+	if st.PacketsReceived != 6 || st.PacketsSent != 2 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestLatchingAndHijackResistance(t *testing.T) {
+	e := newEngine(t, 0)
+	real, sdpOnly, stray, other := newPhone(t), newPhone(t), newPhone(t), newPhone(t)
+	br := media.NewBridge(media.BridgeConfig{})
+	// The SDP says sdpOnly, but the phone (behind NAT) sends from real.
+	la := openLeg(t, e, sdpOnly.addr(), media.PCMU)
+	lb := openLeg(t, e, other.addr(), media.PCMU)
+	br.Add(la)
+	br.Add(lb)
+	defer br.Close()
+	pl := bytes.Repeat([]byte{0x10}, 160)
+	real.send(la.LocalAddr(), 0, 1, 160, 1, pl)
+	if _, _, ok := other.recv(time.Second); !ok {
+		t.Fatal("first packet not forwarded")
+	}
+	other.send(lb.LocalAddr(), 0, 1, 160, 2, pl)
+	if _, _, ok := real.recv(time.Second); !ok {
+		t.Fatal("reply did not go to the latched source")
+	}
+	// A stray sender is ignored while the phone is talking.
+	for i := 0; i < 10; i++ {
+		stray.send(la.LocalAddr(), 0, uint16(50+i), 0, 3, pl)
+	}
+	if _, _, ok := other.recv(200 * time.Millisecond); ok {
+		t.Fatal("stray packets forwarded")
+	}
+}
+
+func TestMediaTimeout(t *testing.T) {
+	e := newEngine(t, 500*time.Millisecond)
+	p := newPhone(t)
+	l := openLeg(t, e, p.addr(), media.PCMU)
+	fired := make(chan struct{})
+	l.OnTimeout(func() { close(fired) })
+	select {
+	case <-fired:
+	case <-time.After(3 * time.Second):
+		t.Fatal("no media timeout")
+	}
+	// On hold (nothing expected) there is no timeout.
+	l2 := openLeg(t, e, p.addr(), media.PCMU)
+	l2.Configure(Params{Remote: p.addr(), Codec: media.PCMU, Send: true, Recv: false})
+	l2.OnTimeout(func() { t.Error("timeout while on hold") })
+	time.Sleep(time.Second)
+}
+
+func TestRTCPReports(t *testing.T) {
+	e, err := New(Config{Ports: PortRange{Lo: 52000, Hi: 53000}, BindIP: netip.MustParseAddr("127.0.0.1"), RTCPInterval: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	p := newPhone(t)
+	rtcpPeer := newPhone(t)
+	l, _ := e.Open("x")
+	l.Configure(Params{Remote: p.addr(), RemoteRTCP: rtcpPeer.addr(), Codec: media.PCMU, Send: true, Recv: true})
+	l.Start()
+	buf := make([]byte, 1500)
+	rtcpPeer.conn.SetReadDeadline(time.Now().Add(3 * time.Second))
+	n, _, err := rtcpPeer.conn.ReadFromUDPAddrPort(buf)
+	if err != nil {
+		t.Fatal("no RTCP report")
+	}
+	if buf[1] != 201 || binary.BigEndian.Uint32(buf[4:]) != l.seq.SSRC() || n < 8 {
+		t.Fatalf("report %x", buf[:n])
+	}
+}
+
+func TestPortPoolExhaustion(t *testing.T) {
+	e, err := New(Config{Ports: PortRange{Lo: 54000, Hi: 54005}, BindIP: netip.MustParseAddr("127.0.0.1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	var legs []*Leg
+	for {
+		l, err := e.Open("x")
+		if err != nil {
+			break
+		}
+		if l.LocalAddr().Port()%2 != 0 {
+			t.Fatalf("odd RTP port %d", l.LocalAddr().Port())
+		}
+		legs = append(legs, l)
+	}
+	if len(legs) == 0 || len(legs) > 3 {
+		t.Fatalf("%d legs from 3 pairs", len(legs))
+	}
+	legs[0].Close()
+	if _, err := e.Open("y"); err != nil {
+		t.Fatalf("released pair not reusable: %v", err)
+	}
+}
+
+func FuzzParseRTP(f *testing.F) {
+	f.Add([]byte{0x80, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 0xff})
+	f.Add([]byte{0xb1, 0x80, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 2, 0xbe, 0xde, 0, 1, 1, 2, 3, 4, 9, 9, 2})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_, pl, ok := parseRTP(b)
+		if ok && len(pl) > len(b) {
+			t.Fatal("payload longer than packet")
+		}
+	})
+}
