@@ -12,6 +12,7 @@ import (
 
 	"pbxd/pbx/digest"
 	"pbxd/pbx/registrar"
+	"pbxd/pbx/sipauth"
 	"pbxd/store"
 )
 
@@ -59,7 +60,8 @@ func Start(cfg Config) (*Server, error) {
 		ua.Close()
 		return nil, err
 	}
-	reg := registrar.New(registrar.Config{Store: cfg.Store, Auth: auth, Logger: cfg.Logger})
+	devices := sipauth.New(sipauth.Config{Store: cfg.Store, Digest: auth, Logger: cfg.Logger})
+	reg := registrar.New(registrar.Config{Store: cfg.Store, Auth: devices, Logger: cfg.Logger})
 	srv.OnRegister(reg.HandleRegister)
 	srv.OnOptions(handleOptions)
 

@@ -8,33 +8,28 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
 
-	"pbxd/pbx/digest"
-	"pbxd/pbx/throttle"
+	"pbxd/pbx/sipauth"
 	"pbxd/store"
 )
 
 // Config tunes the registrar.
 type Config struct {
-	Store  *store.Store
-	Auth   *digest.Authenticator
+	Store *store.Store
+	// Auth checks the devices' digest credentials (401 challenges).
+	Auth   *sipauth.Devices
 	Logger *slog.Logger
 	// MinExpires, MaxExpires and DefaultExpires bound registrations
 	// (60 s, 3600 s and 3600 s when zero). Shorter requests get 423.
 	MinExpires, MaxExpires, DefaultExpires time.Duration
 	// MaxContacts per device (default 10).
 	MaxContacts int
-	// Guard counts authentication failures per source address; past its
-	// allowance the source gets 403 without a challenge until its back-off
-	// ends. Nil means 10 free failures, then 1 s doubling to 15 min.
-	Guard *throttle.Throttle
-	Now   func() time.Time
+	Now         func() time.Time
 }
 
 // Registrar handles REGISTER.
@@ -63,9 +58,6 @@ func New(cfg Config) *Registrar {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	if cfg.Guard == nil {
-		cfg.Guard = throttle.New(throttle.Config{Free: 10, Base: time.Second, Max: 15 * time.Minute}, cfg.Now)
-	}
 	return &Registrar{cfg: cfg, log: cfg.Logger}
 }
 
@@ -73,23 +65,8 @@ func New(cfg Config) *Registrar {
 func (r *Registrar) HandleRegister(req *sip.Request, tx sip.ServerTransaction) {
 	res := r.register(req)
 	if err := tx.Respond(res); err != nil {
-		r.log.Debug("REGISTER response not sent", "call_id", callID(req), "err", err)
+		r.log.Debug("REGISTER response not sent", "call_id", sipauth.CallID(req), "err", err)
 	}
-}
-
-func callID(req *sip.Request) string {
-	if h := req.CallID(); h != nil {
-		return h.Value()
-	}
-	return ""
-}
-
-func (r *Registrar) challenge(req *sip.Request, stale bool) *sip.Response {
-	res := sip.NewResponseFromRequest(req, 401, "Unauthorized", nil)
-	for _, c := range r.cfg.Auth.Challenges(stale) {
-		res.AppendHeader(sip.NewHeader("WWW-Authenticate", c))
-	}
-	return res
 }
 
 // register decides the response; it never panics on odd input because the
@@ -100,59 +77,14 @@ func (r *Registrar) register(req *sip.Request) *sip.Response {
 	if to == nil || req.CallID() == nil || req.CSeq() == nil {
 		return sip.NewResponseFromRequest(req, 400, "Bad Request", nil)
 	}
-	src := sourceHost(req)
-	if wait := r.cfg.Guard.Check(src); wait > 0 {
+	res := r.cfg.Auth.Check(req, false)
+	if res.Outcome != sipauth.OK {
+		return r.cfg.Auth.Respond(req, res, false)
+	}
+	if to.Address.User != res.Device.Username {
 		return sip.NewResponseFromRequest(req, 403, "Forbidden", nil)
 	}
-	ah := req.GetHeader("Authorization")
-	if ah == nil {
-		return r.challenge(req, false)
-	}
-	creds, err := digest.Parse(ah.Value())
-	if err != nil {
-		return sip.NewResponseFromRequest(req, 400, "Malformed Authorization", nil)
-	}
-	var dev *store.Device
-	enabled := false
-	err = r.cfg.Store.View(func(tx *store.Tx) (err error) {
-		if dev, err = tx.DeviceByUsername(creds.Username); err != nil {
-			return err
-		}
-		u, err := tx.GetUser(dev.UserID)
-		if err == nil {
-			enabled = u.Enabled
-		}
-		return err
-	})
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		r.log.Error("registrar: device lookup", "err", err)
-		return sip.NewResponseFromRequest(req, 500, "Server Internal Error", nil)
-	}
-	// Unknown device and wrong password look the same from outside.
-	ha1 := digest.HA1{}
-	if dev != nil && dev.Realm == r.cfg.Auth.Realm() {
-		ha1 = digest.HA1{MD5: dev.HA1MD5, SHA256: dev.HA1SHA256}
-	}
-	if err := r.cfg.Auth.Verify(creds, "REGISTER", ha1); err != nil || dev == nil {
-		if errors.Is(err, digest.ErrStale) && dev != nil {
-			return r.challenge(req, true)
-		}
-		if backoff := r.cfg.Guard.Fail(src); backoff > 0 {
-			r.log.Warn("registrar: blocking SIP source after repeated authentication failures",
-				"source", src, "for", backoff.String())
-		} else {
-			r.log.Info("registrar: authentication failed", "source", src, "call_id", callID(req))
-		}
-		return r.challenge(req, false)
-	}
-	r.cfg.Guard.Succeed(src)
-	if !enabled {
-		return sip.NewResponseFromRequest(req, 403, "Forbidden", nil)
-	}
-	if to.Address.User != dev.Username {
-		return sip.NewResponseFromRequest(req, 403, "Forbidden", nil)
-	}
-	return r.update(req, dev)
+	return r.update(req, res.Device)
 }
 
 // expiresOf is the lifetime a contact asks for.
@@ -236,7 +168,7 @@ func (r *Registrar) update(req *sip.Request, dev *store.Device) *sip.Response {
 		}
 		for _, ch := range changes {
 			i, known := index[ch.contact]
-			if known && next[i] != nil && next[i].CallID == callID(req) && cseq <= next[i].CSeq {
+			if known && next[i] != nil && next[i].CallID == sipauth.CallID(req) && cseq <= next[i].CSeq {
 				return errOutOfOrder
 			}
 			if ch.expires == 0 {
@@ -246,7 +178,7 @@ func (r *Registrar) update(req *sip.Request, dev *store.Device) *sip.Response {
 				continue
 			}
 			b := &store.Binding{DeviceUsername: dev.Username, DeviceID: dev.ID, UserID: dev.UserID, Contact: ch.contact,
-				Source: req.Source(), Transport: req.Transport(), CallID: callID(req), CSeq: cseq,
+				Source: req.Source(), Transport: req.Transport(), CallID: sipauth.CallID(req), CSeq: cseq,
 				Expires: now.Add(ch.expires), Updated: now}
 			if ua := req.GetHeader("User-Agent"); ua != nil {
 				b.UserAgent = truncate(ua.Value(), 128)
@@ -289,16 +221,6 @@ func (r *Registrar) update(req *sip.Request, dev *store.Device) *sip.Response {
 	res.AppendHeader(sip.NewHeader("Date", now.UTC().Format("Mon, 02 Jan 2006 15:04:05 GMT")))
 	r.log.Debug("registered", "device", dev.Username, "contacts", len(current), "source", req.Source())
 	return res
-}
-
-// sourceHost is the address a request came from, without the port: a phone
-// that retries from new ports is still one source.
-func sourceHost(req *sip.Request) string {
-	src := req.Source()
-	if host, _, err := net.SplitHostPort(src); err == nil {
-		return host
-	}
-	return src
 }
 
 var (

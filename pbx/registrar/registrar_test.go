@@ -14,6 +14,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"pbxd/pbx/digest"
+	"pbxd/pbx/sipauth"
 	"pbxd/store"
 )
 
@@ -42,7 +43,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{t: t, st: st, reg: New(Config{Store: st, Auth: auth, MaxContacts: 3, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})}
+	return &fixture{t: t, st: st, reg: New(Config{Store: st, Auth: sipauth.New(sipauth.Config{Store: st, Digest: auth, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}), MaxContacts: 3, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})}
 }
 
 func (f *fixture) req(auth string, lines ...string) *sip.Request {
