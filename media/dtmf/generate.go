@@ -10,8 +10,11 @@ const EndRepeats = 3
 // Packet is one telephone-event RTP payload to send, with the marker bit
 // to set in its RTP header.
 type Packet struct {
+	// Payload is the 4-byte telephone-event block.
 	Payload []byte
-	Marker  bool
+	// Marker is the RTP marker bit: set on the first packet of the event
+	// only.
+	Marker bool
 }
 
 // Generate returns the packets that send digit as one event lasting
