@@ -1,15 +1,22 @@
 package pbx
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
+	"strconv"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
+	"pbxd/media/rtpleg"
+	"pbxd/pbx/b2bua"
 	"pbxd/pbx/digest"
 	"pbxd/pbx/registrar"
 	"pbxd/pbx/sipauth"
@@ -22,14 +29,24 @@ type Config struct {
 	Logger *slog.Logger
 	// Listen is host:port for SIP over UDP and TCP.
 	Listen string
+	// PublicAddr is the host[:port] written into Via, Contact and SDP for a
+	// box behind NAT; empty means the listening address (or, when that is
+	// unspecified, the address of the default route's interface).
+	PublicAddr string
 	// Realm is the digest realm (the one device HA1 values were made for).
 	Realm string
 	// AuthAlgorithms are the digest algorithms offered, in order.
 	AuthAlgorithms []string
-	Version        string
+	// RTPPorts is the UDP range of media legs.
+	RTPPorts rtpleg.PortRange
+	// RingTimeout ends unanswered calls; MediaTimeout hangs up calls
+	// whose RTP stopped (0 disables it).
+	RingTimeout, MediaTimeout time.Duration
+	Version                   string
 }
 
-// Server is pbxd's SIP engine: transports and the request handlers.
+// Server is pbxd's SIP engine: transports, the registrar and the call
+// engine.
 type Server struct {
 	cfg   Config
 	log   *slog.Logger
@@ -37,6 +54,8 @@ type Server struct {
 	srv   *sipgo.Server
 	udp   net.PacketConn
 	tcp   net.Listener
+	media *rtpleg.Engine
+	calls *b2bua.Engine
 	wg    sync.WaitGroup
 	close sync.Once
 }
@@ -47,33 +66,119 @@ func Start(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.RTPPorts == (rtpleg.PortRange{}) {
+		cfg.RTPPorts = rtpleg.PortRange{Lo: 10000, Hi: 20000}
+	}
 	auth, err := digest.New(digest.Config{Realm: cfg.Realm, Algorithms: cfg.AuthAlgorithms})
 	if err != nil {
 		return nil, err
 	}
-	ua, err := sipgo.NewUA(sipgo.WithUserAgent("pbxd/" + cfg.Version))
+	s := &Server{cfg: cfg, log: cfg.Logger}
+	if s.udp, s.tcp, err = listenSIP(cfg.Listen); err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			s.udp.Close()
+			s.tcp.Close()
+		}
+	}()
+	bind, public, port, err := advertised(s.udp.LocalAddr().(*net.UDPAddr), cfg.PublicAddr)
 	if err != nil {
 		return nil, err
 	}
-	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(cfg.Logger))
-	if err != nil {
-		ua.Close()
+	if s.ua, err = sipgo.NewUA(sipgo.WithUserAgent("pbxd/"+cfg.Version), sipgo.WithUserAgentHostname(public.String())); err != nil {
 		return nil, err
+	}
+	if s.srv, err = sipgo.NewServer(s.ua, sipgo.WithServerLogger(cfg.Logger)); err != nil {
+		s.ua.Close()
+		return nil, err
+	}
+	// One client sends UDP from the listening socket (phones behind NAT
+	// only accept packets from the port they registered to); TCP needs its
+	// own, or sipgo would look connections up by local address.
+	udpClient, err := sipgo.NewClient(s.ua, sipgo.WithClientConnectionAddr(s.udp.LocalAddr().String()),
+		sipgo.WithClientHostname(public.String()), sipgo.WithClientPort(port), sipgo.WithClientLogger(cfg.Logger))
+	if err != nil {
+		s.ua.Close()
+		return nil, err
+	}
+	tcpClient, err := sipgo.NewClient(s.ua, sipgo.WithClientHostname(public.String()), sipgo.WithClientPort(port), sipgo.WithClientLogger(cfg.Logger))
+	if err != nil {
+		s.ua.Close()
+		return nil, err
+	}
+	if s.media, err = rtpleg.New(rtpleg.Config{Ports: cfg.RTPPorts, BindIP: bind, PublicIP: public,
+		MediaTimeout: cfg.MediaTimeout, Logger: cfg.Logger}); err != nil {
+		s.ua.Close()
+		return nil, fmt.Errorf("--rtp-ports: %w", err)
 	}
 	devices := sipauth.New(sipauth.Config{Store: cfg.Store, Digest: auth, Logger: cfg.Logger})
 	reg := registrar.New(registrar.Config{Store: cfg.Store, Auth: devices, Logger: cfg.Logger})
-	srv.OnRegister(reg.HandleRegister)
-	srv.OnOptions(handleOptions)
-
-	s := &Server{cfg: cfg, log: cfg.Logger, ua: ua, srv: srv}
-	if s.udp, s.tcp, err = listenSIP(cfg.Listen); err != nil {
-		ua.Close()
+	s.calls, err = b2bua.New(b2bua.Config{Store: cfg.Store, Auth: devices, Media: s.media, UDP: udpClient, TCP: tcpClient,
+		Host: public.String(), Port: port, RingTimeout: cfg.RingTimeout, Logger: cfg.Logger})
+	if err != nil {
+		s.media.Close()
+		s.ua.Close()
 		return nil, err
 	}
+	s.srv.OnRegister(reg.HandleRegister)
+	s.srv.OnOptions(handleOptions)
+	s.srv.OnInvite(s.calls.HandleInvite)
+	s.srv.OnAck(s.calls.HandleAck)
+	s.srv.OnBye(s.calls.HandleBye)
+	s.srv.OnCancel(s.calls.HandleCancel)
+	s.srv.OnUpdate(s.calls.HandleUpdate)
+
+	ok = true
 	s.wg.Add(2)
-	go func() { defer s.wg.Done(); s.served("udp", srv.ServeUDP(s.udp)) }()
-	go func() { defer s.wg.Done(); s.served("tcp", srv.ServeTCP(s.tcp)) }()
+	go func() { defer s.wg.Done(); s.served("udp", s.srv.ServeUDP(s.udp)) }()
+	go func() { defer s.wg.Done(); s.served("tcp", s.srv.ServeTCP(s.tcp)) }()
 	return s, nil
+}
+
+// advertised works out where media binds and what address pbxd announces
+// in Via, Contact and SDP.
+func advertised(listen *net.UDPAddr, public string) (bind, pub netip.Addr, port int, err error) {
+	bind = netip.IPv4Unspecified()
+	if ip, ok := netip.AddrFromSlice(listen.IP); ok && !ip.Unmap().IsUnspecified() {
+		bind = ip.Unmap()
+	}
+	port = listen.Port
+	pub = bind
+	if public != "" {
+		host, p, splitErr := net.SplitHostPort(public)
+		if splitErr != nil {
+			host = public
+		} else if port, err = strconv.Atoi(p); err != nil || port <= 0 || port > 65535 {
+			return bind, pub, 0, fmt.Errorf("--sip-public-addr %q: bad port", public)
+		}
+		if pub, err = netip.ParseAddr(strings.Trim(host, "[]")); err != nil {
+			ips, lerr := net.LookupIP(host)
+			if lerr != nil || len(ips) == 0 {
+				return bind, pub, 0, fmt.Errorf("--sip-public-addr %q: not an IP address and not resolvable", public)
+			}
+			pub, _ = netip.AddrFromSlice(ips[0])
+			pub = pub.Unmap()
+		}
+		return bind, pub, port, nil
+	}
+	if pub.IsUnspecified() {
+		pub = defaultRouteIP()
+	}
+	return bind, pub, port, nil
+}
+
+// defaultRouteIP is the local address the kernel would use towards the
+// outside world (no packet is sent), or loopback on an isolated box.
+func defaultRouteIP() netip.Addr {
+	c, err := net.Dial("udp4", "192.0.2.1:9")
+	if err != nil {
+		return netip.MustParseAddr("127.0.0.1")
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap()
 }
 
 // listenSIP binds UDP and TCP on one address. udp4 keeps replies on the
@@ -117,6 +222,11 @@ func (s *Server) Addr() string { return s.udp.LocalAddr().String() }
 // Close stops the listeners and the SIP stack and waits for them.
 func (s *Server) Close() error {
 	s.close.Do(func() {
+		// Hang up calls while the sockets can still carry the BYEs.
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		s.calls.Close(ctx)
+		cancel()
+		s.media.Close()
 		s.udp.Close()
 		s.tcp.Close()
 		s.wg.Wait()
@@ -127,7 +237,7 @@ func (s *Server) Close() error {
 }
 
 // allowed lists the methods pbxd answers today.
-const allowed = "REGISTER, OPTIONS"
+const allowed = "REGISTER, INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE"
 
 // handleOptions answers OPTIONS pings (monitoring, trunk and phone
 // keep-alives) with 200 and what pbxd supports.

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"pbxd/media/rtpleg"
 )
 
 // serveConfig is what `pbxd serve` is told by flags and PBXD_* variables.
@@ -15,6 +17,10 @@ type serveConfig struct {
 	DataDir           string
 	HTTPListen        string
 	SIPListen         string
+	SIPPublicAddr     string
+	RTPPorts          string
+	RingTimeout       time.Duration
+	MediaTimeout      time.Duration
 	AdminPasswordFile string
 	LogLevel          string
 	LogFormat         string
@@ -32,6 +38,10 @@ func newServeFlags(cfg *serveConfig) *pflag.FlagSet {
 	fs.StringVar(&cfg.DataDir, "data-dir", "./data", "directory for the database and other state")
 	fs.StringVar(&cfg.HTTPListen, "http-listen", "127.0.0.1:8080", "address:port of the HTTP API")
 	fs.StringVar(&cfg.SIPListen, "sip-listen", "0.0.0.0:5060", "address:port for SIP over UDP and TCP")
+	fs.StringVar(&cfg.SIPPublicAddr, "sip-public-addr", "", "host[:port] announced in Via, Contact and SDP when the box is behind NAT (default: the listening address)")
+	fs.StringVar(&cfg.RTPPorts, "rtp-ports", "10000-20000", "UDP port range for call media (RTP on even ports, RTCP on the odd one above)")
+	fs.DurationVar(&cfg.RingTimeout, "ring-timeout", 60*time.Second, "how long a call rings before it ends unanswered (480)")
+	fs.DurationVar(&cfg.MediaTimeout, "media-timeout", 30*time.Second, "hang up a call when a party sends no RTP for this long (0 disables)")
 	fs.StringVar(&cfg.AdminPasswordFile, "admin-password-file", "", "file holding the first admin's password (first start only; PBXD_ADMIN_PASSWORD works too)")
 	fs.StringVar(&cfg.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&cfg.LogFormat, "log-format", "json", "json or text")
@@ -81,6 +91,15 @@ func parseServeFlags(args []string) (*serveConfig, error) {
 		if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
 			return nil, fmt.Errorf("--debug-listen must be a loopback address such as 127.0.0.1:6060")
 		}
+	}
+	if _, err := rtpleg.ParsePortRange(cfg.RTPPorts); err != nil {
+		return nil, fmt.Errorf("--rtp-ports: %w", err)
+	}
+	if cfg.RingTimeout < time.Second {
+		return nil, fmt.Errorf("--ring-timeout must be at least 1s")
+	}
+	if cfg.MediaTimeout < 0 {
+		return nil, fmt.Errorf("--media-timeout must not be negative")
 	}
 	if cfg.SessionTTL < time.Minute {
 		return nil, fmt.Errorf("--session-ttl must be at least 1m")

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"pbxd/api"
+	"pbxd/media/rtpleg"
 	"pbxd/pbx"
 	"pbxd/store"
 
@@ -125,7 +126,10 @@ func runServe(ctx context.Context, cfg *serveConfig, log *slog.Logger) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- hs.Serve(ln) }()
 
-	sip, err := pbx.Start(pbx.Config{Store: st, Logger: log, Listen: cfg.SIPListen, Realm: cfg.SIPRealm, AuthAlgorithms: cfg.SIPAuthAlgorithms, Version: version})
+	rtpPorts, _ := rtpleg.ParsePortRange(cfg.RTPPorts) // validated with the flags
+	sip, err := pbx.Start(pbx.Config{Store: st, Logger: log, Listen: cfg.SIPListen, PublicAddr: cfg.SIPPublicAddr,
+		Realm: cfg.SIPRealm, AuthAlgorithms: cfg.SIPAuthAlgorithms, RTPPorts: rtpPorts,
+		RingTimeout: cfg.RingTimeout, MediaTimeout: cfg.MediaTimeout, Version: version})
 	if err != nil {
 		hs.Close()
 		return err

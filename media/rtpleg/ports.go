@@ -3,6 +3,7 @@ package rtpleg
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"strconv"
@@ -66,7 +67,10 @@ type portPool struct {
 }
 
 func newPortPool(r PortRange) *portPool {
-	return &portPool{r: r, first: r.Lo + r.Lo%2, used: make([]bool, r.Pairs())}
+	n := r.Pairs()
+	// Start at a random pair: several pbxd (or other RTP users) on one host
+	// then rarely try the same ports.
+	return &portPool{r: r, first: r.Lo + r.Lo%2, used: make([]bool, n), next: rand.IntN(n)}
 }
 
 // bind finds a free pair and binds both sockets on ip.

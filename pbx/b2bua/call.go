@@ -1,0 +1,243 @@
+package b2bua
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	"pbxd/media"
+	"pbxd/media/rtpleg"
+	"pbxd/media/sdp"
+	"pbxd/store"
+)
+
+// Why calls end, as recorded in workitems.
+const (
+	endCompleted    = "completed"
+	endBusy         = "busy"
+	endNoAnswer     = "no-answer"
+	endCancelled    = "cancelled"
+	endRejected     = "rejected"
+	endNotFound     = "not-found"
+	endUnavailable  = "unavailable"
+	endMediaTimeout = "media-timeout"
+	endFailed       = "failed"
+	endShutdown     = "shutdown"
+)
+
+// leg is one SIP dialog of a call with its RTP endpoint: the caller's
+// (pbxd is the UAS) or the callee's (pbxd is the UAC).
+type leg struct {
+	call *Call
+	role string // "caller" or "callee"
+	key  string
+	uas  *sipgo.DialogServerSession
+	uac  *sipgo.DialogClientSession
+	rtp  *rtpleg.Leg
+	// SDP state of the leg: our origin and last description, their last
+	// session, and what was negotiated.
+	local  sdp.Local
+	remote *sdp.Session
+	codec  sdp.Codec
+	te     uint8
+}
+
+func (l *leg) session() interface {
+	Do(context.Context, *sip.Request) (*sip.Response, error)
+	WriteRequest(*sip.Request) error
+	Context() context.Context
+} {
+	if l.uas != nil {
+		return l.uas
+	}
+	return l.uac
+}
+
+// remoteTarget is where in-dialog requests go (the party's Contact).
+func (l *leg) remoteTarget() sip.Uri {
+	if l.uas != nil {
+		if c := l.uas.InviteRequest.Contact(); c != nil {
+			return *c.Address.Clone()
+		}
+		return l.uas.InviteRequest.Recipient
+	}
+	if r := l.uac.InviteResponse; r != nil {
+		if c := r.Contact(); c != nil {
+			return *c.Address.Clone()
+		}
+	}
+	return l.uac.InviteRequest.Recipient
+}
+
+func (l *leg) readAck(req *sip.Request, tx sip.ServerTransaction) {
+	if l.uas != nil {
+		_ = l.uas.ReadAck(req, tx)
+	}
+}
+
+func (l *leg) readBye(req *sip.Request, tx sip.ServerTransaction) error {
+	if l.uas != nil {
+		return l.uas.ReadBye(req, tx)
+	}
+	return l.uac.ReadBye(req, tx)
+}
+
+func (l *leg) bye(ctx context.Context) error {
+	if l.uas != nil {
+		return l.uas.Bye(ctx)
+	}
+	return l.uac.Bye(ctx)
+}
+
+// applyMedia points the RTP leg at what the party's SDP says. ours is the
+// direction of our own SDP towards the party; expect says whether the
+// party should be sending now (answered and not on hold), which arms the
+// media timeout.
+func (l *leg) applyMedia(remote *sdp.Session, codec sdp.Codec, te uint8, ours sdp.Direction, expect bool) {
+	l.remote, l.codec, l.te = remote, codec, te
+	a := remote.Audio
+	p := rtpleg.Params{Remote: a.Addr, RemoteRTCP: a.RTCP, Codec: mediaCodec(codec), EventPT: te,
+		Send: ours.Sends() && !a.Addr.Addr().IsUnspecified(), Recv: expect && ours.Receives()}
+	if a.RTCPMux {
+		p.RemoteRTCP = a.Addr
+	}
+	l.rtp.Configure(p)
+}
+
+func mediaCodec(c sdp.Codec) media.Codec {
+	if c == sdp.PCMA {
+		return media.PCMA
+	}
+	return media.PCMU
+}
+
+// Call is one call through the box: the caller's leg, the callee's once
+// answered, the forks still ringing, the media bridge and the record.
+type Call struct {
+	e   *Engine
+	id  string
+	log *slog.Logger
+
+	mu         sync.Mutex
+	w          store.Workitem
+	a, b       *leg
+	forks      []*fork
+	bridge     *media.Bridge
+	answered   bool
+	ended      bool
+	endCh      chan struct{}
+	reinviting bool
+
+	// Setup state, used by the caller's INVITE goroutine.
+	pendingB   *leg
+	events     chan forkEvent
+	setupDone  chan struct{}
+	earlyMedia bool
+	answerBody []byte
+}
+
+// record queues the current state of the workitem; c.mu is held.
+func (c *Call) record() { c.e.rec.save(&c.w) }
+
+// hangup ends the call once: it cancels forks still ringing, sends BYE to
+// every answered leg but the one that hung up (from), releases the media
+// and writes the final record. by is caller, callee or system.
+func (c *Call) hangup(reason, by string, from *leg) {
+	c.mu.Lock()
+	if c.ended {
+		c.mu.Unlock()
+		return
+	}
+	c.ended = true
+	close(c.endCh)
+	now := c.e.cfg.Now()
+	c.w.State, c.w.EndedAt = store.WorkitemEnded, now
+	if c.answered {
+		c.w.DurationMs = now.Sub(c.w.AnsweredAt).Milliseconds()
+		c.w.HangupBy = by
+		if reason == endCompleted {
+			c.w.EndStatus = 200
+		}
+	}
+	if c.w.EndReason == "" {
+		c.w.EndReason = reason
+	}
+	legs := []*leg{}
+	for _, l := range []*leg{c.a, c.b} {
+		if l != nil {
+			legs = append(legs, l)
+			c.w.Media = append(c.w.Media, legMedia(l))
+		}
+	}
+	if c.b == nil && c.pendingB != nil {
+		// The callee never answered: its RTP leg only carried early media.
+		legs = append(legs, c.pendingB)
+	}
+	forks, answered := c.forks, c.answered
+	c.record()
+	c.mu.Unlock()
+
+	for _, f := range forks {
+		f.cancel()
+	}
+	if c.bridge != nil {
+		c.bridge.Close()
+	}
+	for _, l := range legs {
+		if l.key != "" {
+			c.e.removeDialog(l)
+		}
+		if l != from && answered && (l.uas != nil || l.uac != nil) {
+			c.e.goTracked(func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				if err := l.bye(ctx); err != nil {
+					c.log.Debug("BYE not confirmed", "leg", l.role, "err", err)
+				}
+			})
+		}
+		l.rtp.Close()
+	}
+	c.e.mu.Lock()
+	delete(c.e.calls, c.id)
+	c.e.mu.Unlock()
+	c.log.Info("call ended", "reason", c.w.EndReason, "by", by, "duration_ms", c.w.DurationMs)
+}
+
+func legMedia(l *leg) store.LegMedia {
+	st := l.rtp.Stats()
+	return store.LegMedia{Leg: l.role, Codec: st.Codec, PacketsReceived: st.PacketsReceived, PacketsSent: st.PacketsSent,
+		PacketsLost: st.PacketsLost, JitterMs: st.JitterMs, RemoteFractionLost: st.RemoteFractionLost,
+		RemoteJitterMs: st.RemoteJitterMs, EventsReceived: st.EventsReceived}
+}
+
+// isEnded reports whether hangup ran.
+func (c *Call) isEnded() bool {
+	select {
+	case <-c.endCh:
+		return true
+	default:
+		return false
+	}
+}
+
+// onMediaTimeout hangs up a call whose party stopped sending RTP.
+func (c *Call) onMediaTimeout() {
+	c.mu.Lock()
+	if c.w.EndReason == "" {
+		c.w.EndReason = endMediaTimeout
+	}
+	c.mu.Unlock()
+	c.hangup(endMediaTimeout, "system", nil)
+}
+
+// onEvent reports DTMF the parties send (passed through by the bridge).
+func (c *Call) onEvent(from media.Leg, f *media.Frame) {
+	if f.Marker && len(f.Payload) >= 1 {
+		c.log.Debug("DTMF", "leg", from.ID(), "event", f.Payload[0])
+	}
+}

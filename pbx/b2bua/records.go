@@ -1,0 +1,101 @@
+package b2bua
+
+import (
+	"log/slog"
+	"slices"
+	"sync"
+
+	"pbxd/store"
+)
+
+// recorder writes call records off the signalling path: calls hand it
+// snapshots and go on, and it commits them in batches, one fsync per batch
+// (group commit), so a burst of calls costs a few disk flushes instead of
+// several per call and call setup never waits for the disk.
+type recorder struct {
+	st   *store.Store
+	log  *slog.Logger
+	ch   chan *store.Workitem
+	done chan struct{}
+	// mu keeps save from sending on the channel close has closed.
+	mu     sync.RWMutex
+	closed bool
+}
+
+func newRecorder(st *store.Store, log *slog.Logger) *recorder {
+	r := &recorder{st: st, log: log, ch: make(chan *store.Workitem, 4096), done: make(chan struct{})}
+	go r.run()
+	return r
+}
+
+// save queues a copy of w. It blocks only when thousands of records are
+// waiting for the disk: back-pressure rather than a lost record.
+func (r *recorder) save(w *store.Workitem) {
+	c := *w
+	c.Users = slices.Clone(w.Users)
+	c.Media = slices.Clone(w.Media)
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.closed {
+		r.log.Warn("b2bua: call record after shutdown not saved", "workitem", w.ID)
+		return
+	}
+	r.ch <- &c
+}
+
+const maxBatch = 256
+
+func (r *recorder) run() {
+	defer close(r.done)
+	batch := make([]*store.Workitem, 0, maxBatch)
+	for w := range r.ch {
+		batch = append(batch[:0], w)
+	drain:
+		for len(batch) < maxBatch {
+			select {
+			case w, ok := <-r.ch:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, w)
+			default:
+				break drain
+			}
+		}
+		r.write(batch)
+	}
+}
+
+func (r *recorder) write(batch []*store.Workitem) {
+	// Only the newest snapshot of each workitem matters.
+	latest := make(map[string]*store.Workitem, len(batch))
+	order := make([]string, 0, len(batch))
+	for _, w := range batch {
+		if _, seen := latest[w.ID]; !seen {
+			order = append(order, w.ID)
+		}
+		latest[w.ID] = w
+	}
+	err := r.st.Update(func(tx *store.Tx) error {
+		for _, id := range order {
+			if err := tx.PutWorkitem(latest[id]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		r.log.Error("b2bua: writing call records", "records", len(order), "err", err)
+	}
+}
+
+// close writes what is queued and stops.
+func (r *recorder) close() {
+	r.mu.Lock()
+	if !r.closed {
+		r.closed = true
+		close(r.ch)
+	}
+	r.mu.Unlock()
+	<-r.done
+}
