@@ -113,16 +113,3 @@ func (p *portPool) release(port int) {
 		p.used[i] = false
 	}
 }
-
-// inUse counts the pairs handed out.
-func (p *portPool) inUse() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	n := 0
-	for _, u := range p.used {
-		if u {
-			n++
-		}
-	}
-	return n
-}

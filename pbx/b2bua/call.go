@@ -215,16 +215,6 @@ func legMedia(l *leg) store.LegMedia {
 		RemoteJitterMs: st.RemoteJitterMs, EventsReceived: st.EventsReceived}
 }
 
-// isEnded reports whether hangup ran.
-func (c *Call) isEnded() bool {
-	select {
-	case <-c.endCh:
-		return true
-	default:
-		return false
-	}
-}
-
 // onMediaTimeout hangs up a call whose party stopped sending RTP.
 func (c *Call) onMediaTimeout() {
 	c.mu.Lock()

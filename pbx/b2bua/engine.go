@@ -9,9 +9,7 @@ package b2bua
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
-	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -287,9 +285,3 @@ func (e *Engine) HandleUpdate(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
 }
-
-// localAddr parses host as an IP for SDP, falling back to the media
-// engine's address.
-func (e *Engine) mediaIP() netip.Addr { return e.cfg.Media.PublicIP() }
-
-func (e *Engine) errorf(format string, args ...any) error { return fmt.Errorf("b2bua: "+format, args...) }

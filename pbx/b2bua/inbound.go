@@ -1,7 +1,6 @@
 package b2bua
 
 import (
-	"errors"
 	"mime"
 	"strings"
 
@@ -224,5 +223,3 @@ func (e *Engine) addCall(c *Call) bool {
 	e.calls[c.id] = c
 	return true
 }
-
-var errNoSDP = errors.New("b2bua: no SDP answer")
