@@ -42,7 +42,10 @@ type Config struct {
 	// RingTimeout ends unanswered calls; MediaTimeout hangs up calls
 	// whose RTP stopped (0 disables it).
 	RingTimeout, MediaTimeout time.Duration
-	Version                   string
+	// KeepAlive is the interval of OPTIONS pings to UDP contacts (30 s
+	// when zero; negative disables them).
+	KeepAlive time.Duration
+	Version   string
 }
 
 // Server is pbxd's SIP engine: transports, the registrar and the call
@@ -56,6 +59,7 @@ type Server struct {
 	tcp   net.Listener
 	media *rtpleg.Engine
 	calls *b2bua.Engine
+	ping  *registrar.KeepAlive
 	wg    sync.WaitGroup
 	close sync.Once
 }
@@ -131,6 +135,10 @@ func Start(cfg Config) (*Server, error) {
 	s.srv.OnCancel(s.calls.HandleCancel)
 	s.srv.OnUpdate(s.calls.HandleUpdate)
 
+	if cfg.KeepAlive >= 0 {
+		s.ping = registrar.StartKeepAlive(registrar.KeepAliveConfig{Store: cfg.Store, Client: udpClient, Host: public.String(),
+			Interval: cfg.KeepAlive, Logger: cfg.Logger})
+	}
 	ok = true
 	s.wg.Add(2)
 	go func() { defer s.wg.Done(); s.served("udp", s.srv.ServeUDP(s.udp)) }()
@@ -226,6 +234,9 @@ func (s *Server) Close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		s.calls.Close(ctx)
 		cancel()
+		if s.ping != nil {
+			s.ping.Close()
+		}
 		s.media.Close()
 		s.udp.Close()
 		s.tcp.Close()

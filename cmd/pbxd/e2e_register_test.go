@@ -143,7 +143,7 @@ func TestRegisterWithDigest(t *testing.T) {
 	ph.conn.WriteToUDP([]byte("REGISTER sip:x SIP/2.0\r\nVia: broken\r\n\r\n"), ph.to)
 	// OPTIONS pings are answered.
 	if code, res := ph.send("OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP " + ph.local() + ";branch=z9hG4bK-opt1;rport\r\n" +
-		"From: <sip:mon@127.0.0.1>;tag=m1\r\nTo: <sip:127.0.0.1>\r\nCall-ID: opt1@127.0.0.1\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"); code != 200 || !strings.Contains(res, "Allow: REGISTER, OPTIONS") {
+		"From: <sip:mon@127.0.0.1>;tag=m1\r\nTo: <sip:127.0.0.1>\r\nCall-ID: opt1@127.0.0.1\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"); code != 200 || !regexp.MustCompile(`Allow: REGISTER, INVITE, .*OPTIONS`).MatchString(res) {
 		t.Fatalf("OPTIONS: %d\n%s", code, res)
 	}
 	// Too brief.
@@ -185,5 +185,55 @@ func TestRegisterWithDigest(t *testing.T) {
 	}
 	if q.do("GET", "/api/v1/registrations", admin, nil).want(t, 200).obj["total"].(float64) != 0 {
 		t.Fatal("binding left after unregister")
+	}
+}
+
+// TestRegistrarKeepAlive: pbxd pings UDP contacts with OPTIONS from its SIP
+// port (so the phone's NAT mapping stays open) and drops a contact that
+// stopped answering.
+func TestRegistrarKeepAlive(t *testing.T) {
+	t.Parallel()
+	p := start(t, startOpts{env: []string{"PBXD_ADMIN_PASSWORD=" + e2eAdminPassword}, args: []string{"--sip-keepalive", "1s"}})
+	admin := p.login("admin", e2eAdminPassword)
+	uid := p.do("POST", "/api/v1/users", admin, map[string]any{"userName": "ka-user", "extension": "502"}).want(t, 201).str("id")
+	p.do("POST", "/api/v1/users/"+uid+"/devices", admin, map[string]any{"name": "desk", "username": "ka-phone", "password": "phone-pass-1"}).want(t, 201)
+	ph := newPhone(t, p.sip, "ka-phone")
+	contact := fmt.Sprintf("Contact: <sip:ka-phone@%s>", ph.local())
+	_, ch := ph.register(contact)
+	if code, _ := ph.register(contact, answer(t, ch, "MD5", "ka-phone", "phone-pass-1", 1)); code != 200 {
+		t.Fatalf("register: %d", code)
+	}
+	// Answer two pings, checking where they come from.
+	buf := make([]byte, 65535)
+	for i := 0; i < 2; i++ {
+		ph.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		n, from, err := ph.conn.ReadFromUDP(buf)
+		if err != nil {
+			t.Fatalf("no keep-alive OPTIONS: %v", err)
+		}
+		msg := string(buf[:n])
+		if !strings.HasPrefix(msg, "OPTIONS sip:ka-phone@") || from.String() != p.sip {
+			t.Fatalf("ping %d from %s:\n%s", i, from, msg)
+		}
+		res := "SIP/2.0 200 OK\r\n"
+		for _, line := range strings.Split(msg, "\r\n") {
+			for _, h := range []string{"Via:", "From:", "To:", "Call-ID:", "CSeq:"} {
+				if strings.HasPrefix(line, h) {
+					res += line + "\r\n"
+				}
+			}
+		}
+		ph.conn.WriteToUDP([]byte(res+"Content-Length: 0\r\n\r\n"), from)
+	}
+	// Then go silent: the contact is dropped after a few missed pings.
+	deadline := time.Now().Add(15 * time.Second)
+	for p.do("GET", "/api/v1/registrations", admin, nil).want(t, 200).obj["total"].(float64) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("an unanswering contact was kept")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if !strings.Contains(p.Logs(), "contact stopped answering") {
+		t.Fatal("dropping the contact was not logged")
 	}
 }

@@ -21,6 +21,7 @@ type serveConfig struct {
 	RTPPorts          string
 	RingTimeout       time.Duration
 	MediaTimeout      time.Duration
+	SIPKeepAlive      time.Duration
 	AdminPasswordFile string
 	LogLevel          string
 	LogFormat         string
@@ -41,6 +42,7 @@ func newServeFlags(cfg *serveConfig) *pflag.FlagSet {
 	fs.StringVar(&cfg.SIPPublicAddr, "sip-public-addr", "", "host[:port] announced in Via, Contact and SDP when the box is behind NAT (default: the listening address)")
 	fs.StringVar(&cfg.RTPPorts, "rtp-ports", "10000-20000", "UDP port range for call media (RTP on even ports, RTCP on the odd one above)")
 	fs.DurationVar(&cfg.RingTimeout, "ring-timeout", 60*time.Second, "how long a call rings before it ends unanswered (480)")
+	fs.DurationVar(&cfg.SIPKeepAlive, "sip-keepalive", 30*time.Second, "interval of OPTIONS pings that keep UDP phones' NAT mappings open; contacts that stop answering are dropped (0 disables)")
 	fs.DurationVar(&cfg.MediaTimeout, "media-timeout", 30*time.Second, "hang up a call when a party sends no RTP for this long (0 disables)")
 	fs.StringVar(&cfg.AdminPasswordFile, "admin-password-file", "", "file holding the first admin's password (first start only; PBXD_ADMIN_PASSWORD works too)")
 	fs.StringVar(&cfg.LogLevel, "log-level", "info", "debug, info, warn or error")

@@ -129,7 +129,7 @@ func runServe(ctx context.Context, cfg *serveConfig, log *slog.Logger) error {
 	rtpPorts, _ := rtpleg.ParsePortRange(cfg.RTPPorts) // validated with the flags
 	sip, err := pbx.Start(pbx.Config{Store: st, Logger: log, Listen: cfg.SIPListen, PublicAddr: cfg.SIPPublicAddr,
 		Realm: cfg.SIPRealm, AuthAlgorithms: cfg.SIPAuthAlgorithms, RTPPorts: rtpPorts,
-		RingTimeout: cfg.RingTimeout, MediaTimeout: cfg.MediaTimeout, Version: version})
+		RingTimeout: cfg.RingTimeout, MediaTimeout: cfg.MediaTimeout, KeepAlive: keepAlive(cfg.SIPKeepAlive), Version: version})
 	if err != nil {
 		hs.Close()
 		return err
@@ -172,6 +172,14 @@ func runServe(ctx context.Context, cfg *serveConfig, log *slog.Logger) error {
 		log.Warn("HTTP shutdown did not finish in time", "err", err)
 	}
 	return runErr
+}
+
+// keepAlive maps the flag (0 = off) to pbx.Config.KeepAlive (negative = off).
+func keepAlive(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
 
 // healthCheck proves the process can still do its job: the store answers

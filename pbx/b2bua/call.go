@@ -10,6 +10,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"pbxd/media"
+	"pbxd/media/dtmf"
 	"pbxd/media/rtpleg"
 	"pbxd/media/sdp"
 	"pbxd/store"
@@ -138,6 +139,9 @@ type Call struct {
 	setupDone  chan struct{}
 	earlyMedia bool
 	answerBody []byte
+
+	dtmfMu sync.Mutex
+	dtmf   map[media.Leg]*dtmf.Detector
 }
 
 // record queues the current state of the workitem; c.mu is held.
@@ -225,9 +229,26 @@ func (c *Call) onMediaTimeout() {
 	c.hangup(endMediaTimeout, "system", nil)
 }
 
-// onEvent reports DTMF the parties send (passed through by the bridge).
+// onEvent turns the RFC 4733 packets a party sends (the bridge passes
+// them on as they are) into digits, each reported once. It runs on the
+// sending leg's receive goroutine; each leg has its own detector.
 func (c *Call) onEvent(from media.Leg, f *media.Frame) {
-	if f.Marker && len(f.Payload) >= 1 {
-		c.log.Debug("DTMF", "leg", from.ID(), "event", f.Payload[0])
+	c.dtmfMu.Lock()
+	if c.dtmf == nil {
+		c.dtmf = map[media.Leg]*dtmf.Detector{}
+	}
+	det := c.dtmf[from]
+	if det == nil {
+		det = &dtmf.Detector{}
+		c.dtmf[from] = det
+	}
+	rep, ok, err := det.Packet(f.Timestamp, f.Marker, f.Payload)
+	c.dtmfMu.Unlock()
+	if err != nil || !ok || !rep.Start {
+		return
+	}
+	c.log.Info("DTMF", "leg", from.ID(), "digit", string(rep.Digit))
+	if fn := c.e.cfg.OnDTMF; fn != nil {
+		fn(c.id, from.ID(), rep.Digit)
 	}
 }

@@ -39,6 +39,10 @@ type Config struct {
 	RingTimeout time.Duration
 	// Trunks routes to and from carriers; nil means no trunks.
 	Trunks Trunks
+	// OnDTMF, when set, hears every digit a party sends (RFC 4733), with
+	// the call's workitem id and the leg ("<workitem>/caller" or
+	// "<workitem>/callee"). It must not block.
+	OnDTMF func(workitemID, leg string, digit rune)
 	Logger *slog.Logger
 	Now    func() time.Time
 }
