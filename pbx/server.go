@@ -2,6 +2,7 @@ package pbx
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -29,6 +30,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Listen is host:port for SIP over UDP and TCP.
 	Listen string
+	// TLSListen is host:port for SIP over TLS, served with TLS; both
+	// empty/nil turn TLS off.
+	TLSListen string
+	TLS       *tls.Config
 	// PublicAddr is the host[:port] written into Via, Contact and SDP for a
 	// box behind NAT; empty means the listening address (or, when that is
 	// unspecified, the address of the default route's interface).
@@ -57,6 +62,7 @@ type Server struct {
 	srv   *sipgo.Server
 	udp   net.PacketConn
 	tcp   net.Listener
+	tls   net.Listener
 	media *rtpleg.Engine
 	calls *b2bua.Engine
 	ping  *registrar.KeepAlive
@@ -86,13 +92,26 @@ func Start(cfg Config) (*Server, error) {
 		if !ok {
 			s.udp.Close()
 			s.tcp.Close()
+			if s.tls != nil {
+				s.tls.Close()
+			}
 		}
 	}()
+	tlsPort := 0
+	if cfg.TLSListen != "" && cfg.TLS != nil {
+		if s.tls, err = tls.Listen("tcp", cfg.TLSListen, cfg.TLS); err != nil {
+			return nil, fmt.Errorf("--sip-tls-listen: %w", err)
+		}
+		tlsPort = s.tls.Addr().(*net.TCPAddr).Port
+	}
 	bind, public, port, err := advertised(s.udp.LocalAddr().(*net.UDPAddr), cfg.PublicAddr)
 	if err != nil {
 		return nil, err
 	}
-	if s.ua, err = sipgo.NewUA(sipgo.WithUserAgent("pbxd/"+cfg.Version), sipgo.WithUserAgentHostname(public.String())); err != nil {
+	// Outgoing TLS (to carriers) verifies the server against the system
+	// roots.
+	if s.ua, err = sipgo.NewUA(sipgo.WithUserAgent("pbxd/"+cfg.Version), sipgo.WithUserAgentHostname(public.String()),
+		sipgo.WithUserAgenTLSConfig(&tls.Config{MinVersion: tls.VersionTLS12})); err != nil {
 		return nil, err
 	}
 	if s.srv, err = sipgo.NewServer(s.ua, sipgo.WithServerLogger(cfg.Logger)); err != nil {
@@ -121,7 +140,7 @@ func Start(cfg Config) (*Server, error) {
 	devices := sipauth.New(sipauth.Config{Store: cfg.Store, Digest: auth, Logger: cfg.Logger})
 	reg := registrar.New(registrar.Config{Store: cfg.Store, Auth: devices, Logger: cfg.Logger})
 	s.calls, err = b2bua.New(b2bua.Config{Store: cfg.Store, Auth: devices, Media: s.media, UDP: udpClient, TCP: tcpClient,
-		Host: public.String(), Port: port, RingTimeout: cfg.RingTimeout, Logger: cfg.Logger})
+		Host: public.String(), Port: port, TLSPort: tlsPort, RingTimeout: cfg.RingTimeout, Logger: cfg.Logger})
 	if err != nil {
 		s.media.Close()
 		s.ua.Close()
@@ -143,6 +162,10 @@ func Start(cfg Config) (*Server, error) {
 	s.wg.Add(2)
 	go func() { defer s.wg.Done(); s.served("udp", s.srv.ServeUDP(s.udp)) }()
 	go func() { defer s.wg.Done(); s.served("tcp", s.srv.ServeTCP(s.tcp)) }()
+	if s.tls != nil {
+		s.wg.Add(1)
+		go func() { defer s.wg.Done(); s.served("tls", s.srv.ServeTLS(s.tls)) }()
+	}
 	return s, nil
 }
 
@@ -227,6 +250,14 @@ func (s *Server) served(network string, err error) {
 // Addr is the bound SIP address (UDP and TCP share it).
 func (s *Server) Addr() string { return s.udp.LocalAddr().String() }
 
+// TLSAddr is the bound SIP-over-TLS address, or "".
+func (s *Server) TLSAddr() string {
+	if s.tls == nil {
+		return ""
+	}
+	return s.tls.Addr().String()
+}
+
 // Close stops the listeners and the SIP stack and waits for them.
 func (s *Server) Close() error {
 	s.close.Do(func() {
@@ -240,6 +271,9 @@ func (s *Server) Close() error {
 		s.media.Close()
 		s.udp.Close()
 		s.tcp.Close()
+		if s.tls != nil {
+			s.tls.Close()
+		}
 		s.wg.Wait()
 		s.srv.Close()
 		s.ua.Close()

@@ -3,9 +3,13 @@ package main
 import (
 	"crypto/md5"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -235,5 +239,55 @@ func TestRegistrarKeepAlive(t *testing.T) {
 	}
 	if !strings.Contains(p.Logs(), "contact stopped answering") {
 		t.Fatal("dropping the contact was not logged")
+	}
+}
+
+// TestSIPOverTLS: with --sip-tls-listen and --tls-self-signed, pbxd makes a
+// certificate on the first start, keeps it afterwards, and answers SIP over
+// TLS (here an OPTIONS ping and a REGISTER challenge).
+func TestSIPOverTLS(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	args := []string{"--sip-tls-listen", "127.0.0.1:0", "--tls-self-signed"}
+	p := start(t, startOpts{dataDir: dir, env: []string{"PBXD_ADMIN_PASSWORD=" + e2eAdminPassword}, args: args})
+	addr := regexp.MustCompile(`"sip_tls":"([0-9.:]+)"`).FindStringSubmatch(p.Logs())
+	if addr == nil {
+		t.Fatalf("no TLS address in the ready line:\n%s", p.Logs())
+	}
+	crt, err := os.ReadFile(filepath.Join(dir, "tls", "sip.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(crt)
+	conn, err := tls.Dial("tcp", addr[1], &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})
+	if err != nil {
+		t.Fatalf("TLS handshake with the self-signed certificate: %v", err)
+	}
+	defer conn.Close()
+	local := conn.LocalAddr().String()
+	for _, m := range []struct{ method, want string }{{"OPTIONS", "SIP/2.0 200"}, {"REGISTER", "SIP/2.0 401"}} {
+		msg := fmt.Sprintf("%s sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TLS %s;branch=z9hG4bK-tls-%s\r\nFrom: <sip:tls-phone@127.0.0.1>;tag=t1\r\n"+
+			"To: <sip:tls-phone@127.0.0.1>\r\nCall-ID: tls-%s@127.0.0.1\r\nCSeq: 1 %s\r\nContact: <sip:tls-phone@%s;transport=tls>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+			m.method, local, m.method, m.method, m.method, local)
+		if _, err := conn.Write([]byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		buf := make([]byte, 8192)
+		n, err := conn.Read(buf)
+		if err != nil || !strings.HasPrefix(string(buf[:n]), m.want) {
+			t.Fatalf("%s over TLS: %v\n%s", m.method, err, buf[:n])
+		}
+	}
+	if !strings.Contains(p.Logs(), "created a self-signed TLS certificate") {
+		t.Fatal("creating the certificate was not logged")
+	}
+	p.Stop()
+	// The second start keeps the certificate.
+	q := start(t, startOpts{dataDir: dir, args: args})
+	again, _ := os.ReadFile(filepath.Join(dir, "tls", "sip.crt"))
+	if string(again) != string(crt) || strings.Contains(q.Logs(), "created a self-signed") {
+		t.Fatal("the certificate was replaced on restart")
 	}
 }

@@ -18,6 +18,10 @@ type serveConfig struct {
 	HTTPListen        string
 	SIPListen         string
 	SIPPublicAddr     string
+	SIPTLSListen      string
+	TLSCert           string
+	TLSKey            string
+	TLSSelfSigned     bool
 	RTPPorts          string
 	RingTimeout       time.Duration
 	MediaTimeout      time.Duration
@@ -39,6 +43,10 @@ func newServeFlags(cfg *serveConfig) *pflag.FlagSet {
 	fs.StringVar(&cfg.DataDir, "data-dir", "./data", "directory for the database and other state")
 	fs.StringVar(&cfg.HTTPListen, "http-listen", "127.0.0.1:8080", "address:port of the HTTP API")
 	fs.StringVar(&cfg.SIPListen, "sip-listen", "0.0.0.0:5060", "address:port for SIP over UDP and TCP")
+	fs.StringVar(&cfg.SIPTLSListen, "sip-tls-listen", "", "address:port for SIP over TLS (off when empty; needs a certificate)")
+	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate for SIP over TLS and secure WebSocket (default <data-dir>/tls/sip.crt)")
+	fs.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key of --tls-cert (default <data-dir>/tls/sip.key)")
+	fs.BoolVar(&cfg.TLSSelfSigned, "tls-self-signed", false, "create a self-signed certificate at --tls-cert/--tls-key on the first start if there is none")
 	fs.StringVar(&cfg.SIPPublicAddr, "sip-public-addr", "", "host[:port] announced in Via, Contact and SDP when the box is behind NAT (default: the listening address)")
 	fs.StringVar(&cfg.RTPPorts, "rtp-ports", "10000-20000", "UDP port range for call media (RTP on even ports, RTCP on the odd one above)")
 	fs.DurationVar(&cfg.RingTimeout, "ring-timeout", 60*time.Second, "how long a call rings before it ends unanswered (480)")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +19,7 @@ import (
 	"pbxd/api"
 	"pbxd/media/rtpleg"
 	"pbxd/pbx"
+	"pbxd/pbx/tlscert"
 	"pbxd/store"
 
 	"github.com/spf13/pflag"
@@ -127,7 +129,13 @@ func runServe(ctx context.Context, cfg *serveConfig, log *slog.Logger) error {
 	go func() { serveErr <- hs.Serve(ln) }()
 
 	rtpPorts, _ := rtpleg.ParsePortRange(cfg.RTPPorts) // validated with the flags
+	tlsConf, err := loadTLS(cfg, log)
+	if err != nil {
+		hs.Close()
+		return err
+	}
 	sip, err := pbx.Start(pbx.Config{Store: st, Logger: log, Listen: cfg.SIPListen, PublicAddr: cfg.SIPPublicAddr,
+		TLSListen: cfg.SIPTLSListen, TLS: tlsConf,
 		Realm: cfg.SIPRealm, AuthAlgorithms: cfg.SIPAuthAlgorithms, RTPPorts: rtpPorts,
 		RingTimeout: cfg.RingTimeout, MediaTimeout: cfg.MediaTimeout, KeepAlive: keepAlive(cfg.SIPKeepAlive), Version: version})
 	if err != nil {
@@ -145,7 +153,7 @@ func runServe(ctx context.Context, cfg *serveConfig, log *slog.Logger) error {
 	}
 
 	addr := ln.Addr().String()
-	log.Info("pbxd ready", "version", version, "http", addr, "api", "http://"+addr+"/api/v1", "sip", sip.Addr(),
+	log.Info("pbxd ready", "version", version, "http", addr, "api", "http://"+addr+"/api/v1", "sip", sip.Addr(), "sip_tls", sip.TLSAddr(),
 		"data_dir", cfg.DataDir, "startup_ms", time.Since(start).Milliseconds())
 	n.ready(fmt.Sprintf("serving API on %s, SIP on %s", addr, sip.Addr()))
 
@@ -172,6 +180,41 @@ func runServe(ctx context.Context, cfg *serveConfig, log *slog.Logger) error {
 		log.Warn("HTTP shutdown did not finish in time", "err", err)
 	}
 	return runErr
+}
+
+// loadTLS reads (or, with --tls-self-signed, creates) the certificate when
+// a TLS listener is configured.
+func loadTLS(cfg *serveConfig, log *slog.Logger) (*tls.Config, error) {
+	if cfg.SIPTLSListen == "" {
+		return nil, nil
+	}
+	certFile, keyFile := cfg.TLSCert, cfg.TLSKey
+	if certFile == "" {
+		certFile = filepath.Join(cfg.DataDir, "tls", "sip.crt")
+	}
+	if keyFile == "" {
+		keyFile = filepath.Join(cfg.DataDir, "tls", "sip.key")
+	}
+	hosts := []string{"localhost", "127.0.0.1"}
+	if h, _, err := net.SplitHostPort(cfg.SIPPublicAddr); err == nil {
+		hosts = append(hosts, h)
+	} else if cfg.SIPPublicAddr != "" {
+		hosts = append(hosts, cfg.SIPPublicAddr)
+	}
+	if h, _, err := net.SplitHostPort(cfg.SIPTLSListen); err == nil && h != "" && h != "0.0.0.0" && h != "::" {
+		hosts = append(hosts, h)
+	}
+	if name, err := os.Hostname(); err == nil {
+		hosts = append(hosts, name)
+	}
+	conf, created, err := tlscert.Load(tlscert.Config{CertFile: certFile, KeyFile: keyFile, SelfSigned: cfg.TLSSelfSigned, Hosts: hosts})
+	if err != nil {
+		return nil, fmt.Errorf("--sip-tls-listen: %w", err)
+	}
+	if created {
+		log.Warn("created a self-signed TLS certificate; phones must be told to trust it or be given a real one", "cert", certFile)
+	}
+	return conf, nil
 }
 
 // keepAlive maps the flag (0 = off) to pbx.Config.KeepAlive (negative = off).

@@ -32,9 +32,11 @@ type Config struct {
 	// UDP sends from the SIP listening port; TCP opens or reuses stream
 	// connections. Both are required.
 	UDP, TCP *sipgo.Client
-	// Host and Port are pbxd's advertised SIP address, for Contact headers.
-	Host string
-	Port int
+	// Host and Port are pbxd's advertised SIP address, for Contact headers;
+	// TLSPort is the SIP-over-TLS port (0 when TLS is off).
+	Host    string
+	Port    int
+	TLSPort int
 	// RingTimeout ends an unanswered call with 480 (default 60 s).
 	RingTimeout time.Duration
 	// Trunks routes to and from carriers; nil means no trunks.
@@ -121,6 +123,9 @@ func New(cfg Config) (*Engine, error) {
 // contact is pbxd's Contact header for a transport.
 func (e *Engine) contact(transport string) sip.ContactHeader {
 	u := sip.Uri{Scheme: "sip", User: "pbxd", Host: e.cfg.Host, Port: e.cfg.Port}
+	if transport == "TLS" && e.cfg.TLSPort != 0 {
+		u.Port = e.cfg.TLSPort
+	}
 	if transport != "UDP" {
 		u.UriParams = sip.NewParams()
 		u.UriParams.Add("transport", strings.ToLower(transport))
