@@ -146,13 +146,14 @@ func Start(cfg Config) (*Server, error) {
 		s.ua.Close()
 		return nil, err
 	}
-	s.srv.OnRegister(reg.HandleRegister)
-	s.srv.OnOptions(handleOptions)
-	s.srv.OnInvite(s.calls.HandleInvite)
-	s.srv.OnAck(s.calls.HandleAck)
-	s.srv.OnBye(s.calls.HandleBye)
-	s.srv.OnCancel(s.calls.HandleCancel)
-	s.srv.OnUpdate(s.calls.HandleUpdate)
+	s.srv.OnRegister(sane(reg.HandleRegister))
+	s.srv.OnOptions(sane(handleOptions))
+	s.srv.OnInvite(sane(s.calls.HandleInvite))
+	s.srv.OnAck(sane(s.calls.HandleAck))
+	s.srv.OnBye(sane(s.calls.HandleBye))
+	s.srv.OnCancel(sane(s.calls.HandleCancel))
+	s.srv.OnUpdate(sane(s.calls.HandleUpdate))
+	s.srv.OnNoRoute(sane(handleNoRoute))
 
 	if cfg.KeepAlive >= 0 {
 		s.ping = registrar.StartKeepAlive(registrar.KeepAliveConfig{Store: cfg.Store, Client: udpClient, Host: public.String(),

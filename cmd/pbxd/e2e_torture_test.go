@@ -1,56 +1,185 @@
 package main
 
 import (
+	"bufio"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 )
 
-// TestTortureMessages replays the RFC 4475 torture messages over UDP and
-// TCP: whatever each one gets (an answer, a 400, or nothing), pbxd must keep
-// answering a well-formed REGISTER afterwards and must not exit.
+// tortureCase is one line of testdata/rfc4475/index.tsv.
+type tortureCase struct {
+	name, accept string
+	prefer       []int
+}
+
+func loadTorture(t *testing.T) []tortureCase {
+	f, err := os.Open(filepath.Join("testdata", "rfc4475", "index.tsv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []tortureCase
+	sc := bufio.NewScanner(f)
+	sc.Scan() // header
+	for sc.Scan() {
+		col := strings.Split(sc.Text(), "\t")
+		if len(col) < 7 {
+			continue
+		}
+		c := tortureCase{name: col[0], accept: col[5]}
+		for _, p := range strings.Split(col[6], "|") {
+			if n, err := strconv.Atoi(p); err == nil {
+				c.prefer = append(c.prefer, n)
+			}
+		}
+		out = append(out, c)
+	}
+	if len(out) < 45 {
+		t.Fatalf("index.tsv: %d cases", len(out))
+	}
+	return out
+}
+
+// Where pbxd cannot meet the RFC's expectation over a stream, and why.
+// Everything not listed here must get exactly what index.tsv says.
+var tortureStreamExceptions = map[string]string{
+	// sipgo's transaction layer needs an RFC 3261 branch to build a server
+	// transaction and answers 400 statelessly without one (RFC 2543 style
+	// matching is not implemented).
+	"wsinv": "400 without an RFC 3261 branch",
+	// Datagram-only cases: on a stream the trailing octets are a second,
+	// broken message, and a message without Content-Length has no end.
+	"dblreq":  "datagram-only",
+	"inv2543": "datagram-only",
+	// The parser refuses the soap.beep URI and closes the connection
+	// rather than answering 416.
+	"novelsc": "parser closes the connection",
+}
+
+// TestTortureMessages replays the RFC 4475 torture messages over TCP and
+// UDP. Over TCP, where the answer comes back on the connection, each gets
+// what index.tsv expects: processed (any final answer but 400), rejected
+// (400 or the preferred code, or the connection closed when stream framing
+// is lost), or dropped. Whatever a message gets, pbxd must keep answering
+// a well-formed REGISTER afterwards, never answer 5xx, and never exit.
 func TestTortureMessages(t *testing.T) {
 	t.Parallel()
 	p := startAdmin(t, "")
-	files, err := filepath.Glob(filepath.Join("testdata", "rfc4475", "*.dat"))
-	if err != nil || len(files) < 40 {
-		t.Fatalf("torture messages: %d files, %v", len(files), err)
-	}
 	probe := newPhone(t, p.sip, "probe")
-	for _, f := range files {
-		msg, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
+	alive := func(after string) {
+		t.Helper()
+		if code, _ := probe.register("Contact: <sip:probe@" + probe.local() + ">"); code != 401 {
+			t.Fatalf("after %s the registrar answered %d", after, code)
 		}
-		name := strings.TrimSuffix(filepath.Base(f), ".dat")
+	}
+	cases := loadTorture(t)
+	// All of them over TCP first, then over UDP: several messages share a
+	// Via branch, and a UDP server transaction lives on for 32 s, so a
+	// later copy would be taken for its retransmission.
+	for _, tc := range cases {
+		code, closed := tortureOverTCP(t, p.sip, tortureBytes(t, tc.name))
+		if why, ok := tortureStreamExceptions[tc.name]; ok {
+			t.Logf("%s: %d (closed %v), allowed: %s", tc.name, code, closed, why)
+		} else if problem := judgeTorture(tc, code, closed); problem != "" {
+			t.Errorf("%s: got %d (closed %v): %s", tc.name, code, closed, problem)
+		}
+		if code >= 500 && code < 600 && code != 501 && code != 505 {
+			t.Errorf("%s: server error %d", tc.name, code)
+		}
+		alive(tc.name + " over TCP")
+	}
+	for _, tc := range cases {
 		u, err := net.Dial("udp4", p.sip)
 		if err != nil {
 			t.Fatal(err)
 		}
-		u.Write(msg)
+		u.Write(tortureBytes(t, tc.name))
 		u.Close()
-		c, err := net.DialTimeout("tcp4", p.sip, 2*time.Second)
-		if err != nil {
-			t.Fatalf("%s: TCP listener gone: %v", name, err)
-		}
-		c.Write(msg)
-		_ = c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
-		buf := make([]byte, 4096)
-		n, _ := c.Read(buf)
-		c.Close()
-		if n > 0 && strings.HasPrefix(string(buf[:n]), "SIP/2.0 5") {
-			t.Errorf("%s: server error answer %q", name, strings.SplitN(string(buf[:n]), "\r\n", 2)[0])
-		}
-		if code, _ := probe.register("Contact: <sip:probe@" + probe.local() + ">"); code != 401 {
-			t.Fatalf("after %s the registrar answered %d", name, code)
-		}
+		alive(tc.name + " over UDP")
 	}
 	select {
 	case <-p.exited:
 		t.Fatalf("pbxd exited: %v\n%s", p.exitErr, tail(p.Logs(), 3000))
 	default:
 	}
+}
+
+func tortureBytes(t *testing.T, name string) []byte {
+	b, err := os.ReadFile(filepath.Join("testdata", "rfc4475", name+".dat"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// tortureOverTCP sends msg on a new connection and returns the status of
+// the first response (0 for none) and whether pbxd closed the connection.
+func tortureOverTCP(t *testing.T, addr string, msg []byte) (int, bool) {
+	c, err := net.DialTimeout("tcp4", addr, 2*time.Second)
+	if err != nil {
+		t.Fatalf("TCP listener gone: %v", err)
+	}
+	defer c.Close()
+	c.Write(msg)
+	_ = c.SetReadDeadline(time.Now().Add(1500 * time.Millisecond))
+	r := bufio.NewReader(c)
+	line, err := r.ReadString('\n')
+	if err != nil {
+		var ne net.Error
+		timeout := false
+		if ok := asNetErr(err, &ne); ok {
+			timeout = ne.Timeout()
+		}
+		return 0, !timeout
+	}
+	var code int
+	var ver string
+	fmt.Sscanf(line, "%s %d", &ver, &code)
+	return code, false
+}
+
+func asNetErr(err error, target *net.Error) bool {
+	ne, ok := err.(net.Error)
+	if ok {
+		*target = ne
+	}
+	return ok
+}
+
+// judgeTorture compares an outcome with the case's expectation; "" is fine.
+func judgeTorture(tc tortureCase, code int, closed bool) string {
+	preferred := func() bool {
+		for _, p := range tc.prefer {
+			if p == code {
+				return true
+			}
+		}
+		return false
+	}
+	switch tc.accept {
+	case "final!400":
+		if code < 200 || code == 400 {
+			return "must be processed: any final answer but 400"
+		}
+	case "final":
+		if code < 200 {
+			return "must get a final answer"
+		}
+	case "reject":
+		if code == 400 || preferred() || (code == 0 && closed) || code == 0 {
+			return "" // answered 400, or the stream was closed / left waiting for the rest
+		}
+		return "must be rejected with 400"
+	case "drop":
+		if code != 0 {
+			return "must be dropped silently"
+		}
+	}
+	return ""
 }

@@ -11,9 +11,6 @@ import (
 	"pbxd/store"
 )
 
-// supportedExtensions are the option tags a caller may Require.
-var supportedExtensions = map[string]bool{}
-
 // inbound takes a new call: it checks the request, authenticates the
 // caller (a device by digest, or a carrier by its trunk), reads the SDP
 // offer, routes the number and runs the call until it is answered or
@@ -33,18 +30,6 @@ func (e *Engine) inbound(req *sip.Request, tx sip.ServerTransaction) {
 	if mf := req.MaxForwards(); mf != nil && mf.Val() == 0 {
 		respond(483, "Too Many Hops")
 		return
-	}
-	if h := req.GetHeader("Require"); h != nil {
-		var unsupported []string
-		for _, tag := range strings.Split(h.Value(), ",") {
-			if tag = strings.TrimSpace(tag); tag != "" && !supportedExtensions[tag] {
-				unsupported = append(unsupported, tag)
-			}
-		}
-		if len(unsupported) > 0 {
-			respond(420, "Bad Extension", sip.NewHeader("Unsupported", strings.Join(unsupported, ", ")))
-			return
-		}
 	}
 	e.mu.Lock()
 	closed := e.closed

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -94,7 +95,9 @@ func (d *Devices) Check(req *sip.Request, proxy Proxy) Result {
 		name = "Proxy-Authorization"
 	}
 	h := req.GetHeader(name)
-	if h == nil {
+	if h == nil || !isDigest(h.Value()) {
+		// No credentials, or a scheme pbxd does not speak: challenge with
+		// one it does (RFC 3261 §22.4).
 		return Result{Outcome: Challenge}
 	}
 	creds, err := digest.Parse(h.Value())
@@ -160,6 +163,11 @@ func (d *Devices) Respond(req *sip.Request, r Result, proxy Proxy) *sip.Response
 		return sip.NewResponseFromRequest(req, 400, "Malformed Authorization", nil)
 	}
 	return sip.NewResponseFromRequest(req, 500, "Server Internal Error", nil)
+}
+
+func isDigest(v string) bool {
+	v = strings.TrimSpace(v)
+	return len(v) >= 7 && strings.EqualFold(v[:6], "Digest") && (v[6] == ' ' || v[6] == '\t')
 }
 
 // SourceHost is the address a request came from, without the port: a
