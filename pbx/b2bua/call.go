@@ -137,6 +137,7 @@ type Call struct {
 	pendingB   *leg
 	events     chan forkEvent
 	setupDone  chan struct{}
+	setupOnce  sync.Once
 	earlyMedia bool
 	answerBody []byte
 

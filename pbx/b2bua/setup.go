@@ -106,7 +106,7 @@ func (c *Call) makeForks(dest destination, offer []byte) []*fork {
 // ring waits for the forks: it relays ringing, takes the first answer,
 // and otherwise relays the best failure.
 func (c *Call) ring(forks []*fork) {
-	defer close(c.setupDone)
+	defer c.endSetup()
 	timer := time.NewTimer(c.e.cfg.RingTimeout)
 	defer timer.Stop()
 	pending := len(forks)
@@ -121,6 +121,9 @@ func (c *Call) ring(forks []*fork) {
 			}
 			if ev.err == nil {
 				c.cancelForks(ev.f)
+				// From here late events of other forks are theirs to
+				// handle: the answer waits for the caller's ACK.
+				c.endSetup()
 				c.answer(ev.f)
 				return
 			}
@@ -156,6 +159,9 @@ func (c *Call) ring(forks []*fork) {
 	}
 	c.failSetup(code, reason, endFor(code))
 }
+
+// endSetup tells the forks nobody reads their events any more.
+func (c *Call) endSetup() { c.setupOnce.Do(func() { close(c.setupDone) }) }
 
 // cancelForks cancels every fork but keep.
 func (c *Call) cancelForks(keep *fork) {
