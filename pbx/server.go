@@ -108,13 +108,20 @@ func Start(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The stack's own logging goes through a handler that keeps network
+	// noise at debug level and cuts whole messages short. sipgo also has a
+	// package default logger, which some of its parts use.
+	stackLog := newStackLogger(cfg.Logger)
+	sip.SetDefaultLogger(stackLog)
 	// Outgoing TLS (to carriers) verifies the server against the system
 	// roots.
 	if s.ua, err = sipgo.NewUA(sipgo.WithUserAgent("pbxd/"+cfg.Version), sipgo.WithUserAgentHostname(public.String()),
-		sipgo.WithUserAgenTLSConfig(&tls.Config{MinVersion: tls.VersionTLS12})); err != nil {
+		sipgo.WithUserAgenTLSConfig(&tls.Config{MinVersion: tls.VersionTLS12}),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(stackLog)),
+		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(stackLog))); err != nil {
 		return nil, err
 	}
-	if s.srv, err = sipgo.NewServer(s.ua, sipgo.WithServerLogger(cfg.Logger)); err != nil {
+	if s.srv, err = sipgo.NewServer(s.ua, sipgo.WithServerLogger(stackLog)); err != nil {
 		s.ua.Close()
 		return nil, err
 	}
@@ -122,12 +129,12 @@ func Start(cfg Config) (*Server, error) {
 	// only accept packets from the port they registered to); TCP needs its
 	// own, or sipgo would look connections up by local address.
 	udpClient, err := sipgo.NewClient(s.ua, sipgo.WithClientConnectionAddr(s.udp.LocalAddr().String()),
-		sipgo.WithClientHostname(public.String()), sipgo.WithClientPort(port), sipgo.WithClientLogger(cfg.Logger))
+		sipgo.WithClientHostname(public.String()), sipgo.WithClientPort(port), sipgo.WithClientLogger(stackLog))
 	if err != nil {
 		s.ua.Close()
 		return nil, err
 	}
-	tcpClient, err := sipgo.NewClient(s.ua, sipgo.WithClientHostname(public.String()), sipgo.WithClientPort(port), sipgo.WithClientLogger(cfg.Logger))
+	tcpClient, err := sipgo.NewClient(s.ua, sipgo.WithClientHostname(public.String()), sipgo.WithClientPort(port), sipgo.WithClientLogger(stackLog))
 	if err != nil {
 		s.ua.Close()
 		return nil, err

@@ -183,3 +183,38 @@ func judgeTorture(tc tortureCase, code int, closed bool) string {
 	}
 	return ""
 }
+
+// TestOversizedSIPMessages: messages beyond the 64 KiB parser limit are
+// refused (the stream is closed, the datagram dropped), pbxd keeps serving,
+// and its log never carries the flood.
+func TestOversizedSIPMessages(t *testing.T) {
+	t.Parallel()
+	p := startAdmin(t, "")
+	body := strings.Repeat("a=x:"+strings.Repeat("y", 100)+"\r\n", 2000)
+	head := "INVITE sip:202@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:9;branch=z9hG4bK-big1\r\nFrom: <sip:a@b>;tag=1\r\n" +
+		"To: <sip:202@127.0.0.1>\r\nCall-ID: big1\r\nCSeq: 1 INVITE\r\nContact: <sip:a@127.0.0.1:9>\r\nMax-Forwards: 70\r\n" +
+		"Content-Type: application/sdp\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n"
+	c, err := net.Dial("tcp4", p.sip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Write([]byte(head + body))
+	c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	buf := make([]byte, 512)
+	if n, err := c.Read(buf); err == nil && strings.HasPrefix(string(buf[:n]), "SIP/2.0 2") {
+		t.Fatalf("oversized INVITE accepted: %q", buf[:n])
+	}
+	c.Close()
+	u, _ := net.Dial("udp4", p.sip)
+	u.Write([]byte(strings.Replace(head, "TCP", "UDP", 1) + body[:60000]))
+	u.Close()
+	probe := newPhone(t, p.sip, "probe")
+	if code, _ := probe.register("Contact: <sip:probe@" + probe.local() + ">"); code != 401 {
+		t.Fatalf("registrar after oversized messages: %d", code)
+	}
+	for _, line := range strings.Split(p.Logs(), "\n") {
+		if len(line) > 2000 {
+			t.Fatalf("a %d-byte log line: %.300s…", len(line), line)
+		}
+	}
+}
