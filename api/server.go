@@ -33,6 +33,10 @@ type Config struct {
 	LastUsedFlush time.Duration
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// Trunks is the trunk runtime (pbx/trunks.Manager): reloaded after
+	// every trunk change and asked for registration states. Nil leaves
+	// trunks as records only.
+	Trunks TrunkRuntime
 }
 
 // Server is the API. Build it with New, serve Handler, and Close it.
