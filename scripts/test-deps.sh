@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what `make test` needs on a Debian machine when it is missing.
-# Later milestones add packages (sip-tester, baresip-core, chromium …) here.
+# Later milestones add packages (chromium …) here.
 set -euo pipefail
 
 # command-to-check:debian-package
@@ -10,6 +10,8 @@ NEEDS=(
   "jq:jq"                         # README tour
   "systemd-analyze:systemd"       # unit checks
   "sipp:sip-tester"               # SIP scenarios against the binary
+  "baresip:baresip-core"          # a real phone in call tests
+  "tcpdump:tcpdump"               # RTP capture on loopback in call tests
 )
 
 # make bench also needs the reference registrar.

@@ -1,0 +1,918 @@
+package main
+
+// What a user of a SIP peer would observe of the media: RTP packets that
+// flow to and from the peer's media port, and whether they carry sound.
+//
+// The packets are captured on the loopback interface with tcpdump, filtered
+// in the kernel by the peer's media ports, and read back by a small
+// classic-pcap reader. A capture sees the wire, so it works the same for
+// SIPp, baresip or anything else, and a capture per test filtered on that
+// test's own free ports is unaffected by other tests running in parallel.
+// (SIPp's own RTP counters cover only what it sends, and baresip's call
+// statistics only reach the log when a call ends.) A capture needs root,
+// like SIPp's play_pcap_audio, which sends through a raw socket.
+//
+// The file also holds the audio helpers the peers share: G.711 µ-law and
+// A-law, a tone generator, a Goertzel detector, WAV and pcap writers.
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// audioRate is the sample rate of every G.711 stream here.
+const audioRate = 8000
+
+// samplesPerPacket is 20 ms of G.711 audio, the usual packetisation.
+const samplesPerPacket = 160
+
+// silenceRMS is the level (of 32767) below which 20 ms of audio counts as
+// silence. G.711 idle noise and comfort noise stay well under it; a tone at
+// toneAmplitude is about 40 times louder.
+const silenceRMS = 150
+
+// toneAmplitude is the peak of the tones the peers send (-12 dBFS).
+const toneAmplitude = 8000
+
+// --- G.711 ---
+
+// ulawEncode turns a linear sample into G.711 µ-law.
+func ulawEncode(s int16) byte {
+	const bias, clip = 0x84, 32635
+	v := int(s)
+	sign := 0
+	if v < 0 {
+		v = -v
+		sign = 0x80
+	}
+	if v > clip {
+		v = clip
+	}
+	v += bias
+	exp := 7
+	for mask := 0x4000; exp > 0 && v&mask == 0; mask >>= 1 {
+		exp--
+	}
+	mant := (v >> (exp + 3)) & 0x0f
+	return ^byte(sign | exp<<4 | mant)
+}
+
+// ulawDecode turns G.711 µ-law into a linear sample.
+func ulawDecode(b byte) int16 {
+	b = ^b
+	exp := int(b>>4) & 7
+	mant := int(b & 0x0f)
+	v := ((mant<<3)+0x84)<<exp - 0x84
+	if b&0x80 != 0 {
+		v = -v
+	}
+	return int16(v)
+}
+
+// alawEncode turns a linear sample into G.711 A-law.
+func alawEncode(s int16) byte {
+	v := int(s) >> 3 // A-law works on 13 bits
+	sign := byte(0x80)
+	if v < 0 {
+		v = -v - 1
+		sign = 0
+	}
+	var out byte
+	switch {
+	case v < 32:
+		out = byte(v >> 1)
+	default:
+		exp := 1
+		for v>>(exp+4) > 1 && exp < 7 {
+			exp++
+		}
+		if v >= 4096 {
+			v = 4095
+			exp = 7
+		}
+		out = byte(exp<<4) | byte((v>>exp)&0x0f)
+	}
+	return (out | sign) ^ 0x55
+}
+
+// alawDecode turns G.711 A-law into a linear sample.
+func alawDecode(b byte) int16 {
+	b ^= 0x55
+	exp := int(b>>4) & 7
+	mant := int(b & 0x0f)
+	var v int
+	if exp == 0 {
+		v = mant<<4 + 8
+	} else {
+		v = (mant<<4 + 0x108) << (exp - 1)
+	}
+	if b&0x80 == 0 {
+		v = -v
+	}
+	return int16(v)
+}
+
+// g711Decode decodes an RTP payload of static payload type 0 (PCMU) or 8
+// (PCMA); other payload types give nil.
+func g711Decode(pt uint8, payload []byte) []int16 {
+	var dec func(byte) int16
+	switch pt {
+	case 0:
+		dec = ulawDecode
+	case 8:
+		dec = alawDecode
+	default:
+		return nil
+	}
+	out := make([]int16, len(payload))
+	for i, b := range payload {
+		out[i] = dec(b)
+	}
+	return out
+}
+
+// codecPT maps a G.711 codec name to its static payload type.
+func codecPT(name string) (uint8, bool) {
+	switch strings.ToUpper(name) {
+	case "PCMU":
+		return 0, true
+	case "PCMA":
+		return 8, true
+	}
+	return 0, false
+}
+
+// --- tones and levels ---
+
+// toneSamples is n samples of a sine at hz with amplitude peak, at 8 kHz.
+func toneSamples(hz, peak float64, n int) []int16 {
+	out := make([]int16, n)
+	for i := range out {
+		out[i] = int16(peak * math.Sin(2*math.Pi*hz*float64(i)/audioRate))
+	}
+	return out
+}
+
+// rms is the root mean square of s.
+func rms(s []int16) float64 {
+	if len(s) == 0 {
+		return 0
+	}
+	var sum float64
+	for _, v := range s {
+		sum += float64(v) * float64(v)
+	}
+	return math.Sqrt(sum / float64(len(s)))
+}
+
+// goertzel estimates the amplitude of the hz component of s (8 kHz): a
+// sine of peak A at hz gives about A.
+func goertzel(s []int16, hz float64) float64 {
+	if len(s) == 0 {
+		return 0
+	}
+	w := 2 * math.Pi * hz / audioRate
+	k := 2 * math.Cos(w)
+	var s1, s2 float64
+	for _, v := range s {
+		s0 := float64(v) + k*s1 - s2
+		s2, s1 = s1, s0
+	}
+	p := s1*s1 + s2*s2 - k*s1*s2
+	if p < 0 {
+		p = 0
+	}
+	return 2 * math.Sqrt(p) / float64(len(s))
+}
+
+// audioLevels describes audio cut into 20 ms blocks.
+type audioLevels struct {
+	Blocks    int // 20 ms blocks in all
+	NonSilent int // blocks louder than silenceRMS
+	Tone      int // non-silent blocks whose energy is mostly the tone asked for
+}
+
+// Seconds is the duration of the non-silent blocks.
+func (l audioLevels) Seconds() float64 { return float64(l.NonSilent) * 0.02 }
+
+// ToneSeconds is the duration of the blocks that carry the tone.
+func (l audioLevels) ToneSeconds() float64 { return float64(l.Tone) * 0.02 }
+
+// measureAudio cuts s into 20 ms blocks and counts those that are loud and
+// those that carry a tone at hz (hz 0 counts no tone). A block carries the
+// tone when the tone's amplitude is at least 0.7 of the block's peak-equivalent
+// level, i.e. the tone holds at least half of its energy.
+func measureAudio(s []int16, hz float64) audioLevels {
+	var l audioLevels
+	for off := 0; off+samplesPerPacket <= len(s); off += samplesPerPacket {
+		b := s[off : off+samplesPerPacket]
+		l.Blocks++
+		r := rms(b)
+		if r < silenceRMS {
+			continue
+		}
+		l.NonSilent++
+		if hz > 0 && goertzel(b, hz) >= 0.7*r*math.Sqrt2 {
+			l.Tone++
+		}
+	}
+	return l
+}
+
+// --- WAV ---
+
+// writeWAV writes 16-bit PCM mono samples at rate as a WAV file.
+func writeWAV(path string, rate int, samples []int16) error {
+	var b bytes.Buffer
+	data := len(samples) * 2
+	b.WriteString("RIFF")
+	put(&b, binary.LittleEndian, uint32(36+data))
+	b.WriteString("WAVEfmt ")
+	put(&b, binary.LittleEndian, uint32(16), uint16(1), uint16(1), uint32(rate), uint32(rate*2), uint16(2), uint16(16))
+	b.WriteString("data")
+	put(&b, binary.LittleEndian, uint32(data), samples)
+	return os.WriteFile(path, b.Bytes(), 0o644)
+}
+
+// put appends fixed-size values to b in byte order bo.
+func put(b *bytes.Buffer, bo binary.ByteOrder, vs ...any) {
+	for _, v := range vs {
+		if err := binary.Write(b, bo, v); err != nil {
+			panic(err) // only fixed-size values are passed
+		}
+	}
+}
+
+// readWAV reads a 16-bit PCM WAV file and returns its rate, channel count
+// and samples (interleaved when there are several channels).
+func readWAV(path string) (rate, channels int, samples []int16, err error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return 0, 0, nil, err
+	}
+	if len(raw) < 12 || string(raw[:4]) != "RIFF" || string(raw[8:12]) != "WAVE" {
+		return 0, 0, nil, fmt.Errorf("%s: not a WAV file", path)
+	}
+	var fmtOK bool
+	for p := 12; p+8 <= len(raw); {
+		id := string(raw[p : p+4])
+		size := int(binary.LittleEndian.Uint32(raw[p+4:]))
+		body := raw[p+8:]
+		if size > len(body) || size < 0 {
+			// libsndfile leaves the data size open while it writes.
+			size = len(body)
+		}
+		if id == "data" && size == 0 {
+			// and some writers leave it at 0 until they close the file.
+			size = len(body)
+		}
+		body = body[:size]
+		switch id {
+		case "fmt ":
+			if size < 16 {
+				return 0, 0, nil, fmt.Errorf("%s: short fmt chunk", path)
+			}
+			if f := binary.LittleEndian.Uint16(body); f != 1 && f != 0xfffe {
+				return 0, 0, nil, fmt.Errorf("%s: format %d is not PCM", path, f)
+			}
+			channels = int(binary.LittleEndian.Uint16(body[2:]))
+			rate = int(binary.LittleEndian.Uint32(body[4:]))
+			if bits := binary.LittleEndian.Uint16(body[14:]); bits != 16 {
+				return 0, 0, nil, fmt.Errorf("%s: %d bits per sample, want 16", path, bits)
+			}
+			fmtOK = true
+		case "data":
+			if !fmtOK {
+				return 0, 0, nil, fmt.Errorf("%s: data before fmt", path)
+			}
+			samples = make([]int16, size/2)
+			for i := range samples {
+				samples[i] = int16(binary.LittleEndian.Uint16(body[2*i:]))
+			}
+			return rate, channels, samples, nil
+		}
+		p += 8 + size + size&1
+	}
+	return 0, 0, nil, fmt.Errorf("%s: no data chunk", path)
+}
+
+// --- pcap writing ---
+
+// pcap link types this file reads and writes.
+const (
+	linkNull     = 0
+	linkEthernet = 1
+	linkRaw      = 101
+	linkLinuxSLL = 113
+	linkSLL2     = 276
+)
+
+// rtpHeaderLen is the fixed RTP header without CSRCs or extension.
+const rtpHeaderLen = 12
+
+// writeRTPPcap writes samples as a pcap of G.711 RTP packets of payload
+// type pt (0 or 8), one per 20 ms, from 127.0.0.1:40000 to 127.0.0.1:40002
+// over Ethernet. SIPp's play_pcap_audio replays it with the call's media
+// ports and addresses and keeps the RTP headers as written.
+func writeRTPPcap(path string, pt uint8, samples []int16) error {
+	var enc func(int16) byte
+	switch pt {
+	case 0:
+		enc = ulawEncode
+	case 8:
+		enc = alawEncode
+	default:
+		return fmt.Errorf("payload type %d is not G.711", pt)
+	}
+	var b bytes.Buffer
+	le := binary.LittleEndian
+	put(&b, le, uint32(0xa1b2c3d4), uint16(2), uint16(4), int32(0), uint32(0), uint32(65535), uint32(linkEthernet))
+	start := time.Unix(1_700_000_000, 0)
+	seq := uint16(0x1234)
+	ts := uint32(0x10000000)
+	const ssrc = 0x50bd0001
+	for n := 0; n*samplesPerPacket < len(samples); n++ {
+		chunk := samples[n*samplesPerPacket : min((n+1)*samplesPerPacket, len(samples))]
+		rtp := make([]byte, rtpHeaderLen, rtpHeaderLen+samplesPerPacket)
+		rtp[0] = 0x80
+		rtp[1] = pt
+		if n == 0 {
+			rtp[1] |= 0x80 // marker on the first packet of a talk spurt
+		}
+		binary.BigEndian.PutUint16(rtp[2:], seq+uint16(n))
+		binary.BigEndian.PutUint32(rtp[4:], ts+uint32(n*samplesPerPacket))
+		binary.BigEndian.PutUint32(rtp[8:], ssrc)
+		for _, s := range chunk {
+			rtp = append(rtp, enc(s))
+		}
+		frame := ethernetUDP(netip.MustParseAddrPort("127.0.0.1:40000"), netip.MustParseAddrPort("127.0.0.1:40002"), rtp)
+		at := start.Add(time.Duration(n) * 20 * time.Millisecond)
+		put(&b, le, uint32(at.Unix()), uint32(at.Nanosecond()/1000), uint32(len(frame)), uint32(len(frame)))
+		b.Write(frame)
+	}
+	return os.WriteFile(path, b.Bytes(), 0o644)
+}
+
+// ethernetUDP builds an Ethernet/IPv4/UDP frame around payload.
+func ethernetUDP(src, dst netip.AddrPort, payload []byte) []byte {
+	f := make([]byte, 14+20+8, 14+20+8+len(payload))
+	binary.BigEndian.PutUint16(f[12:], 0x0800)
+	ip := f[14:34]
+	ip[0] = 0x45
+	binary.BigEndian.PutUint16(ip[2:], uint16(20+8+len(payload)))
+	ip[8] = 64
+	ip[9] = 17
+	s4, d4 := src.Addr().As4(), dst.Addr().As4()
+	copy(ip[12:16], s4[:])
+	copy(ip[16:20], d4[:])
+	var sum uint32
+	for i := 0; i < 20; i += 2 {
+		sum += uint32(binary.BigEndian.Uint16(ip[i:]))
+	}
+	for sum > 0xffff {
+		sum = sum>>16 + sum&0xffff
+	}
+	binary.BigEndian.PutUint16(ip[10:], ^uint16(sum))
+	udp := f[34:42]
+	binary.BigEndian.PutUint16(udp[0:], src.Port())
+	binary.BigEndian.PutUint16(udp[2:], dst.Port())
+	binary.BigEndian.PutUint16(udp[4:], uint16(8+len(payload)))
+	// A zero UDP checksum means "none" over IPv4; SIPp computes its own.
+	return append(f, payload...)
+}
+
+// --- pcap reading ---
+
+// udpPacket is one UDP datagram seen in a capture.
+type udpPacket struct {
+	At       time.Time
+	Src, Dst netip.AddrPort
+	Payload  []byte
+}
+
+// readPcap reads the IPv4 and IPv6 UDP datagrams of a classic pcap file
+// (either byte order, micro- or nanosecond stamps) with the link types
+// tcpdump writes for the loopback interface: Ethernet on Linux, BSD null,
+// raw IP and Linux cooked v1/v2 (for -i any). Other packets are skipped; a
+// truncated last record (tcpdump killed while writing) ends the read
+// without an error.
+func readPcap(path string) ([]udpPacket, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if len(raw) < 24 {
+		return nil, fmt.Errorf("%s: %d bytes, too short for a pcap header", path, len(raw))
+	}
+	var bo binary.ByteOrder
+	nano := false
+	switch m := binary.LittleEndian.Uint32(raw); m {
+	case 0xa1b2c3d4:
+		bo = binary.LittleEndian
+	case 0xa1b23c4d:
+		bo, nano = binary.LittleEndian, true
+	case 0xd4c3b2a1:
+		bo = binary.BigEndian
+	case 0x4d3cb2a1:
+		bo, nano = binary.BigEndian, true
+	default:
+		return nil, fmt.Errorf("%s: magic %#x is not classic pcap (pcapng?)", path, m)
+	}
+	link := bo.Uint32(raw[20:]) & 0x0fffffff
+	var out []udpPacket
+	for p := 24; p+16 <= len(raw); {
+		sec, frac := bo.Uint32(raw[p:]), bo.Uint32(raw[p+4:])
+		incl := int(bo.Uint32(raw[p+8:]))
+		p += 16
+		if incl < 0 || p+incl > len(raw) {
+			break
+		}
+		data := raw[p : p+incl]
+		p += incl
+		if !nano {
+			frac *= 1000
+		}
+		ip, ok := linkPayload(link, data)
+		if !ok {
+			continue
+		}
+		if u, ok := parseIPUDP(ip); ok {
+			u.At = time.Unix(int64(sec), int64(frac))
+			out = append(out, u)
+		}
+	}
+	return out, nil
+}
+
+// linkPayload strips the link-layer header and returns the IP packet.
+func linkPayload(link uint32, d []byte) ([]byte, bool) {
+	var etherType uint16
+	switch link {
+	case linkEthernet:
+		if len(d) < 14 {
+			return nil, false
+		}
+		etherType, d = binary.BigEndian.Uint16(d[12:]), d[14:]
+		for etherType == 0x8100 && len(d) >= 4 { // VLAN tag
+			etherType, d = binary.BigEndian.Uint16(d[2:]), d[4:]
+		}
+	case linkNull:
+		if len(d) < 4 {
+			return nil, false
+		}
+		// The family is in host byte order: 2 is IPv4; 24, 28 and 30 are
+		// IPv6 on the BSDs. Look at the IP version instead.
+		return d[4:], true
+	case linkRaw, 12, 14:
+		return d, true
+	case linkLinuxSLL:
+		if len(d) < 16 {
+			return nil, false
+		}
+		etherType, d = binary.BigEndian.Uint16(d[14:]), d[16:]
+	case linkSLL2:
+		if len(d) < 20 {
+			return nil, false
+		}
+		etherType, d = binary.BigEndian.Uint16(d[0:]), d[20:]
+	default:
+		return nil, false
+	}
+	return d, etherType == 0x0800 || etherType == 0x86dd
+}
+
+// parseIPUDP decodes an IPv4 or IPv6 packet carrying UDP (unfragmented,
+// no IPv6 extension headers).
+func parseIPUDP(ip []byte) (udpPacket, bool) {
+	if len(ip) < 1 {
+		return udpPacket{}, false
+	}
+	var src, dst netip.Addr
+	var rest []byte
+	switch ip[0] >> 4 {
+	case 4:
+		ihl := int(ip[0]&0x0f) * 4
+		if len(ip) < 20 || ihl < 20 || len(ip) < ihl || ip[9] != 17 {
+			return udpPacket{}, false
+		}
+		if binary.BigEndian.Uint16(ip[6:])&0x3fff != 0 { // a fragment
+			return udpPacket{}, false
+		}
+		total := int(binary.BigEndian.Uint16(ip[2:]))
+		if total >= ihl && total < len(ip) {
+			ip = ip[:total] // drop Ethernet padding
+		}
+		src = netip.AddrFrom4([4]byte(ip[12:16]))
+		dst = netip.AddrFrom4([4]byte(ip[16:20]))
+		rest = ip[ihl:]
+	case 6:
+		if len(ip) < 40 || ip[6] != 17 {
+			return udpPacket{}, false
+		}
+		src = netip.AddrFrom16([16]byte(ip[8:24]))
+		dst = netip.AddrFrom16([16]byte(ip[24:40]))
+		rest = ip[40:]
+	default:
+		return udpPacket{}, false
+	}
+	if len(rest) < 8 {
+		return udpPacket{}, false
+	}
+	ulen := int(binary.BigEndian.Uint16(rest[4:]))
+	if ulen < 8 || ulen > len(rest) {
+		ulen = len(rest)
+	}
+	return udpPacket{
+		Src:     netip.AddrPortFrom(src, binary.BigEndian.Uint16(rest[0:])),
+		Dst:     netip.AddrPortFrom(dst, binary.BigEndian.Uint16(rest[2:])),
+		Payload: rest[8:ulen],
+	}, true
+}
+
+// --- RTP ---
+
+// rtpPacket is the part of an RTP packet the checks look at.
+type rtpPacket struct {
+	PayloadType uint8
+	Marker      bool
+	Seq         uint16
+	Timestamp   uint32
+	SSRC        uint32
+	Payload     []byte
+}
+
+// parseRTP decodes an RTP packet (RFC 3550) and refuses what is not RTP
+// version 2 or is RTCP sent to the same port (RFC 5761 payload types 72-76).
+func parseRTP(b []byte) (rtpPacket, bool) {
+	if len(b) < rtpHeaderLen || b[0]>>6 != 2 {
+		return rtpPacket{}, false
+	}
+	pt := b[1] & 0x7f
+	if pt >= 72 && pt <= 76 {
+		return rtpPacket{}, false
+	}
+	off := rtpHeaderLen + int(b[0]&0x0f)*4
+	if b[0]&0x10 != 0 { // header extension
+		if len(b) < off+4 {
+			return rtpPacket{}, false
+		}
+		off += 4 + int(binary.BigEndian.Uint16(b[off+2:]))*4
+	}
+	end := len(b)
+	if b[0]&0x20 != 0 && end > off { // padding
+		end -= int(b[end-1])
+	}
+	if off > end {
+		return rtpPacket{}, false
+	}
+	return rtpPacket{
+		PayloadType: pt,
+		Marker:      b[1]&0x80 != 0,
+		Seq:         binary.BigEndian.Uint16(b[2:]),
+		Timestamp:   binary.BigEndian.Uint32(b[4:]),
+		SSRC:        binary.BigEndian.Uint32(b[8:]),
+		Payload:     b[off:end],
+	}, true
+}
+
+// rtpFlow sums up the RTP packets of one direction.
+type rtpFlow struct {
+	Src, Dst netip.AddrPort // zero when several flows were merged
+	// Packets is the number of RTP packets; NotRTP counts the other
+	// datagrams (RTCP on a muxed port, STUN …).
+	Packets, NotRTP int
+	// PayloadTypes counts packets per payload type (0 PCMU, 8 PCMA, 101 …).
+	PayloadTypes map[uint8]int
+	// SSRCs counts packets per synchronisation source.
+	SSRCs map[uint32]int
+	// Audio counts G.711 packets and NonSilent those whose decoded payload
+	// is louder than silenceRMS.
+	Audio, NonSilent int
+	// Samples is the decoded G.711 audio in arrival order, for tone checks.
+	Samples []int16
+	// First and Last are the capture times of the first and last packets.
+	First, Last time.Time
+}
+
+// Duration is the time between the first and the last packet.
+func (f rtpFlow) Duration() time.Duration { return f.Last.Sub(f.First) }
+
+// Levels measures the decoded audio for a tone at hz.
+func (f rtpFlow) Levels(hz float64) audioLevels { return measureAudio(f.Samples, hz) }
+
+func (f rtpFlow) String() string {
+	return fmt.Sprintf("%v->%v: %d RTP (%d audio, %d non-silent) pt=%v ssrc=%d over %v, %d not RTP",
+		f.Src, f.Dst, f.Packets, f.Audio, f.NonSilent, f.PayloadTypes, len(f.SSRCs), f.Duration().Round(time.Millisecond), f.NotRTP)
+}
+
+func (f *rtpFlow) add(p udpPacket) {
+	if f.PayloadTypes == nil {
+		f.PayloadTypes = map[uint8]int{}
+		f.SSRCs = map[uint32]int{}
+	}
+	r, ok := parseRTP(p.Payload)
+	if !ok {
+		f.NotRTP++
+		return
+	}
+	if f.Packets == 0 || p.At.Before(f.First) {
+		f.First = p.At
+	}
+	if p.At.After(f.Last) {
+		f.Last = p.At
+	}
+	f.Packets++
+	f.PayloadTypes[r.PayloadType]++
+	f.SSRCs[r.SSRC]++
+	if pcm := g711Decode(r.PayloadType, r.Payload); pcm != nil {
+		f.Audio++
+		if rms(pcm) >= silenceRMS {
+			f.NonSilent++
+		}
+		f.Samples = append(f.Samples, pcm...)
+	}
+}
+
+// rtpFlows groups datagrams by direction (source and destination address).
+func rtpFlows(pkts []udpPacket) []*rtpFlow {
+	type key struct{ s, d netip.AddrPort }
+	by := map[key]*rtpFlow{}
+	var out []*rtpFlow
+	for _, p := range pkts {
+		k := key{p.Src, p.Dst}
+		f := by[k]
+		if f == nil {
+			f = &rtpFlow{Src: p.Src, Dst: p.Dst}
+			by[k] = f
+			out = append(out, f)
+		}
+		f.add(p)
+	}
+	return out
+}
+
+// --- capture ---
+
+// rtpCapture is a running tcpdump on the loopback interface.
+//
+// tcpdump reads the kernel's buffer at its own pace, and on a busy machine
+// it can lag a second behind; stopping it then loses the last packets, and
+// its "listening" line does not prove that packets are being written
+// either. So the capture also listens on a port of its own: it sends
+// itself a marker datagram there and waits for the marker in the file,
+// once before returning from startRTPCapture and once before stopping.
+// Packets are written in order, so every packet sent before the marker is
+// in the file when the marker is.
+type rtpCapture struct {
+	t       *testing.T
+	file    string
+	cmd     *exec.Cmd
+	stderr  *lockedBuffer
+	exited  chan struct{}
+	marker  *net.UDPConn
+	markers int
+	once    sync.Once
+	packets []udpPacket
+	dropped int
+	err     error
+}
+
+// lockedBuffer is a bytes.Buffer safe for a writer and readers.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// needTcpdump finds tcpdump, which needs root to capture; make test
+// installs it (Debian tcpdump).
+func needTcpdump(t *testing.T) string {
+	t.Helper()
+	p, err := exec.LookPath("tcpdump")
+	if err != nil || os.Getuid() != 0 {
+		if os.Getenv("CI") != "" || (err != nil && os.Getuid() == 0) {
+			t.Fatal("tcpdump is missing or cannot capture; `make test` installs it (Debian package tcpdump) and runs as root")
+		}
+		t.Skip("RTP capture needs tcpdump and root")
+	}
+	return p
+}
+
+// startRTPCapture captures the UDP datagrams to or from any of ports on
+// 127.0.0.1 until Stop (or the end of the test). It returns once packets
+// are being written.
+func startRTPCapture(t *testing.T, ports ...int) *rtpCapture {
+	t.Helper()
+	bin := needTcpdump(t)
+	if len(ports) == 0 {
+		t.Fatal("startRTPCapture: no ports")
+	}
+	mk, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	filter := []string{"port " + strconv.Itoa(mk.LocalAddr().(*net.UDPAddr).Port)}
+	for _, p := range ports {
+		filter = append(filter, "port "+strconv.Itoa(p))
+	}
+	c := &rtpCapture{t: t, file: filepath.Join(t.TempDir(), "rtp.pcap"), stderr: &lockedBuffer{}, exited: make(chan struct{}), marker: mk}
+	// --immediate-mode hands each packet over at once instead of in
+	// blocks, -U writes it out at once, -Z root keeps the right to write
+	// into the test's directory. In immediate mode the kernel's ring has
+	// one slot of the snapshot length per packet: 2 KiB slots (RTP needs
+	// a few hundred bytes) in 8 MiB (-B, KiB) hold 4000 packets.
+	c.cmd = exec.Command(bin, "-i", "lo", "-n", "--immediate-mode", "-U", "-s", "2048", "-B", "8192", "-Z", "root", "-w", c.file,
+		"udp and host 127.0.0.1 and ("+strings.Join(filter, " or ")+")")
+	c.cmd.Stderr = c.stderr
+	if err := c.cmd.Start(); err != nil {
+		mk.Close()
+		t.Fatalf("tcpdump: %v", err)
+	}
+	go func() {
+		c.cmd.Wait()
+		close(c.exited)
+	}()
+	t.Cleanup(func() { c.Stop() })
+	if err := c.sync(10 * time.Second); err != nil {
+		c.kill()
+		t.Fatalf("tcpdump: %v\n%s", err, c.stderr.String())
+	}
+	return c
+}
+
+// sync sends a marker to the capture's own port, again every 100 ms, until
+// tcpdump has written one to the file.
+func (c *rtpCapture) sync(limit time.Duration) error {
+	c.markers++
+	mark := []byte(fmt.Sprintf("pbxd-capture-marker-%p-%d", c, c.markers))
+	to := c.marker.LocalAddr().(*net.UDPAddr)
+	deadline := time.Now().Add(limit)
+	for i := 0; time.Now().Before(deadline); i++ {
+		if i%10 == 0 {
+			if _, err := c.marker.WriteToUDP(mark, to); err != nil {
+				return err
+			}
+		}
+		select {
+		case <-c.exited:
+			return errors.New("exited")
+		case <-time.After(10 * time.Millisecond):
+		}
+		if raw, err := os.ReadFile(c.file); err == nil && bytes.Contains(raw, mark) {
+			return nil
+		}
+	}
+	return fmt.Errorf("the marker did not reach the capture file in %v", limit)
+}
+
+func (c *rtpCapture) kill() {
+	c.cmd.Process.Signal(syscall.SIGKILL)
+	<-c.exited
+}
+
+var tcpdumpDropped = regexp.MustCompile(`(\d+) packets? dropped by kernel`)
+
+// Stop ends the capture once everything sent so far is in the file, and
+// reads the packets; later calls return the same packets. A capture that
+// could not catch up, or packets the kernel dropped, fail the test, as
+// the counts would be wrong.
+func (c *rtpCapture) Stop() []udpPacket {
+	c.once.Do(func() {
+		if err := c.sync(15 * time.Second); err != nil {
+			c.t.Errorf("tcpdump did not catch up: %v", err)
+		}
+		c.cmd.Process.Signal(syscall.SIGINT)
+		select {
+		case <-c.exited:
+		case <-time.After(10 * time.Second):
+			c.kill()
+		}
+		c.marker.Close()
+		if m := tcpdumpDropped.FindStringSubmatch(c.stderr.String()); m != nil {
+			c.dropped, _ = strconv.Atoi(m[1])
+		}
+		var all []udpPacket
+		all, c.err = readPcap(c.file)
+		own := c.marker.LocalAddr().(*net.UDPAddr).AddrPort().Port()
+		for _, p := range all {
+			if p.Src.Port() != own && p.Dst.Port() != own {
+				c.packets = append(c.packets, p)
+			}
+		}
+		if c.err != nil {
+			c.t.Errorf("reading the capture: %v", c.err)
+		}
+		if c.dropped > 0 {
+			c.t.Errorf("tcpdump: %d packets dropped by the kernel", c.dropped)
+		}
+	})
+	return c.packets
+}
+
+// Flows stops the capture and returns one flow per direction.
+func (c *rtpCapture) Flows() []*rtpFlow { return rtpFlows(c.Stop()) }
+
+// From stops the capture and merges the flows sent from port (a peer's
+// media port: what the peer sent). Src is set if there was one flow.
+func (c *rtpCapture) From(port int) rtpFlow {
+	return mergeFlows(c.Flows(), func(f *rtpFlow) bool { return int(f.Src.Port()) == port })
+}
+
+// To stops the capture and merges the flows sent to port (what reached a
+// peer's media port).
+func (c *rtpCapture) To(port int) rtpFlow {
+	return mergeFlows(c.Flows(), func(f *rtpFlow) bool { return int(f.Dst.Port()) == port })
+}
+
+// FromDuring is From for the packets captured between from and to (times
+// of the test's clock), e.g. only while a call was on hold.
+func (c *rtpCapture) FromDuring(port int, from, to time.Time) rtpFlow {
+	return mergeFlows(rtpFlows(packetsBetween(c.Stop(), from, to)), func(f *rtpFlow) bool { return int(f.Src.Port()) == port })
+}
+
+// ToDuring is To for the packets captured between from and to.
+func (c *rtpCapture) ToDuring(port int, from, to time.Time) rtpFlow {
+	return mergeFlows(rtpFlows(packetsBetween(c.Stop(), from, to)), func(f *rtpFlow) bool { return int(f.Dst.Port()) == port })
+}
+
+// packetsBetween keeps the packets captured from from up to to.
+func packetsBetween(pkts []udpPacket, from, to time.Time) []udpPacket {
+	var out []udpPacket
+	for _, p := range pkts {
+		if !p.At.Before(from) && p.At.Before(to) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// mergeFlows adds up the flows keep selects, in capture order.
+func mergeFlows(flows []*rtpFlow, keep func(*rtpFlow) bool) rtpFlow {
+	var sel []*rtpFlow
+	for _, f := range flows {
+		if keep(f) {
+			sel = append(sel, f)
+		}
+	}
+	var m rtpFlow
+	m.PayloadTypes = map[uint8]int{}
+	m.SSRCs = map[uint32]int{}
+	sort.SliceStable(sel, func(i, j int) bool { return sel[i].First.Before(sel[j].First) })
+	for i, f := range sel {
+		if i == 0 {
+			m.Src, m.Dst, m.First, m.Last = f.Src, f.Dst, f.First, f.Last
+		} else {
+			if f.Src != m.Src {
+				m.Src = netip.AddrPort{}
+			}
+			if f.Dst != m.Dst {
+				m.Dst = netip.AddrPort{}
+			}
+			if f.First.Before(m.First) {
+				m.First = f.First
+			}
+			if f.Last.After(m.Last) {
+				m.Last = f.Last
+			}
+		}
+		m.Packets += f.Packets
+		m.NotRTP += f.NotRTP
+		m.Audio += f.Audio
+		m.NonSilent += f.NonSilent
+		for k, v := range f.PayloadTypes {
+			m.PayloadTypes[k] += v
+		}
+		for k, v := range f.SSRCs {
+			m.SSRCs[k] += v
+		}
+		m.Samples = append(m.Samples, f.Samples...)
+	}
+	return m
+}
