@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/emiago/sipgo/sip"
@@ -325,4 +327,67 @@ func FuzzParseChallenge(f *testing.F) {
 			_ = a.value("REGISTER", "sip:x", "u", "p", "c")
 		}
 	})
+}
+
+func TestConcurrentReloadAndLookups(t *testing.T) {
+	m, tr := routingBed(t)
+	req := request(t, "sip:4930200@pbx", "sip:4930200@pbx", "127.0.0.2:5070")
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if got, ok := m.Match(req); !ok || got.Name != "beta" {
+					t.Error("match lost during reload")
+					return
+				}
+				if r, ok := m.Route("004930"); !ok || r.Trunk.Name != "beta" {
+					t.Error("route lost during reload")
+					return
+				}
+				_ = m.Status(tr["alpha"].ID)
+			}
+		}()
+	}
+	for i := 0; i < 50; i++ {
+		if err := m.Reload(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	wg.Wait()
+}
+
+func FuzzSplitHost(f *testing.F) {
+	for _, s := range []string{"sip.example.net:5060", "[2001:db8::1]:5061", "192.0.2.1", "a..b", "[::1", "h:0"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		host, port, err := SplitHost(s)
+		if err != nil {
+			return
+		}
+		if host == "" || port < 0 || port > 65535 {
+			t.Fatalf("SplitHost(%q) = %q %d", s, host, port)
+		}
+		// What SplitHost accepts survives a round trip through a SIP URI.
+		var u sip.Uri
+		if err := sip.ParseUri("sip:x@"+uriHost(host)+portSuffix(port), &u); err != nil {
+			t.Fatalf("%q does not parse back: %v", s, err)
+		}
+	})
+}
+
+func portSuffix(p int) string {
+	if p == 0 {
+		return ""
+	}
+	return ":" + strconv.Itoa(p)
 }
