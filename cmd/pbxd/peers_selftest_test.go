@@ -5,12 +5,16 @@ package main
 // through pbxd points at pbxd and not at its tools.
 
 import (
+	"crypto/md5"
+	"fmt"
 	"math"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -326,4 +330,237 @@ func TestPeersRegister(t *testing.T) {
 		t.Fatalf("registrations: %s", regs.raw)
 	}
 	uas.Stop()
+}
+
+// digestUAS is a stand-in for pbxd's INVITE challenge, to prove the 407
+// path of the uac_*.xml scenarios without pbxd: it answers an INVITE
+// without credentials with 407 (MD5, qop=auth), checks the digest of the
+// next one (403 if wrong) and then plays mode: "answer" (180, 200 with
+// SDP, 200 for the BYE), "ring" (180, then 200 and 487 for a CANCEL) or
+// "busy" (486).
+type digestUAS struct {
+	t          *testing.T
+	conn       *net.UDPConn
+	media      *net.UDPConn
+	user, pass string
+	mode       string
+	done       sync.WaitGroup
+
+	mu                 sync.Mutex
+	challenged, authed int
+	invite             *sipRequest // the authenticated INVITE, for the 487
+}
+
+const digestRealm, digestNonce = "peers-test", "c2VsZi10ZXN0LW5vbmNl"
+
+// sipRequest is a request as far as digestUAS needs it.
+type sipRequest struct {
+	method  string
+	vias    []string
+	headers map[string]string // lower-case name → value, first one only
+}
+
+func startDigestUAS(t *testing.T, user, pass, mode string) *digestUAS {
+	t.Helper()
+	d := &digestUAS{t: t, user: user, pass: pass, mode: mode}
+	var err error
+	if d.conn, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)}); err != nil {
+		t.Fatal(err)
+	}
+	if d.media, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)}); err != nil {
+		t.Fatal(err)
+	}
+	d.done.Add(2)
+	go func() { // swallow the caller's RTP
+		defer d.done.Done()
+		buf := make([]byte, 2048)
+		for {
+			if _, _, err := d.media.ReadFromUDP(buf); err != nil {
+				return
+			}
+		}
+	}()
+	go d.serve()
+	t.Cleanup(func() {
+		d.conn.Close()
+		d.media.Close()
+		d.done.Wait()
+	})
+	return d
+}
+
+func (d *digestUAS) addr() string { return d.conn.LocalAddr().String() }
+
+func (d *digestUAS) serve() {
+	defer d.done.Done()
+	buf := make([]byte, 65535)
+	for {
+		n, from, err := d.conn.ReadFromUDP(buf)
+		if err != nil {
+			return
+		}
+		req, ok := parseSIPRequest(string(buf[:n]))
+		if !ok {
+			continue
+		}
+		reply := func(code int, reason string, toTag bool, extra ...string) {
+			d.conn.WriteToUDP([]byte(buildSIPResponse(req, code, reason, toTag, extra...)), from)
+		}
+		switch req.method {
+		case "INVITE":
+			cred := req.headers["proxy-authorization"]
+			d.mu.Lock()
+			if cred == "" {
+				d.challenged++
+				d.mu.Unlock()
+				reply(407, "Proxy Authentication Required", true,
+					`Proxy-Authenticate: Digest realm="`+digestRealm+`", nonce="`+digestNonce+`", algorithm=MD5, qop="auth"`)
+				continue
+			}
+			if !checkDigest(cred, "INVITE", d.user, d.pass) {
+				d.mu.Unlock()
+				reply(403, "Forbidden", true)
+				continue
+			}
+			d.authed++
+			d.invite = &req
+			d.mu.Unlock()
+			switch d.mode {
+			case "busy":
+				reply(486, "Busy Here", true)
+			case "ring":
+				reply(180, "Ringing", true)
+			default:
+				reply(180, "Ringing", true)
+				port := d.media.LocalAddr().(*net.UDPAddr).Port
+				sdp := fmt.Sprintf("v=0\r\no=test 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio %d RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n", port)
+				reply(200, "OK", true, "Content-Type: application/sdp", "\r\n"+sdp)
+			}
+		case "CANCEL":
+			reply(200, "OK", true)
+			d.mu.Lock()
+			inv := d.invite
+			d.mu.Unlock()
+			if inv != nil {
+				d.conn.WriteToUDP([]byte(buildSIPResponse(*inv, 487, "Request Terminated", true)), from)
+			}
+		case "BYE":
+			reply(200, "OK", false)
+		}
+	}
+}
+
+// parseSIPRequest reads the request line and headers of a SIP request.
+func parseSIPRequest(msg string) (sipRequest, bool) {
+	head, _, _ := strings.Cut(msg, "\r\n\r\n")
+	lines := strings.Split(head, "\r\n")
+	f := strings.Fields(lines[0])
+	if len(f) != 3 || f[2] != "SIP/2.0" {
+		return sipRequest{}, false
+	}
+	r := sipRequest{method: f[0], headers: map[string]string{}}
+	for _, l := range lines[1:] {
+		name, value, ok := strings.Cut(l, ":")
+		if !ok {
+			continue
+		}
+		name, value = strings.ToLower(strings.TrimSpace(name)), strings.TrimSpace(value)
+		if name == "via" || name == "v" {
+			r.vias = append(r.vias, value)
+			continue
+		}
+		if _, dup := r.headers[name]; !dup {
+			r.headers[name] = value
+		}
+	}
+	return r, true
+}
+
+// buildSIPResponse answers req; extra are header lines, and one starting
+// with CRLF is the body.
+func buildSIPResponse(req sipRequest, code int, reason string, toTag bool, extra ...string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "SIP/2.0 %d %s\r\n", code, reason)
+	for _, v := range req.vias {
+		b.WriteString("Via: " + v + "\r\n")
+	}
+	to := req.headers["to"]
+	if toTag && !strings.Contains(to, ";tag=") {
+		to += ";tag=digest-uas"
+	}
+	cseq := req.headers["cseq"]
+	if code == 487 {
+		n, _, _ := strings.Cut(cseq, " ")
+		cseq = n + " INVITE"
+	}
+	fmt.Fprintf(&b, "From: %s\r\nTo: %s\r\nCall-ID: %s\r\nCSeq: %s\r\n", req.headers["from"], to, req.headers["call-id"], cseq)
+	b.WriteString("Contact: <sip:digest-uas@" + "127.0.0.1" + ">\r\n")
+	body := ""
+	for _, e := range extra {
+		if strings.HasPrefix(e, "\r\n") {
+			body = e[2:]
+			continue
+		}
+		b.WriteString(e + "\r\n")
+	}
+	fmt.Fprintf(&b, "Content-Length: %d\r\n\r\n%s", len(body), body)
+	return b.String()
+}
+
+// checkDigest verifies an MD5 digest credential (RFC 2617, qop=auth or
+// none) for method, user and password against digestRealm/digestNonce.
+func checkDigest(cred, method, user, pass string) bool {
+	scheme, rest, _ := strings.Cut(cred, " ")
+	if !strings.EqualFold(scheme, "Digest") {
+		return false
+	}
+	p := map[string]string{}
+	for _, kv := range strings.Split(rest, ",") {
+		k, v, _ := strings.Cut(strings.TrimSpace(kv), "=")
+		p[strings.ToLower(k)] = strings.Trim(v, `"`)
+	}
+	if p["username"] != user || p["realm"] != digestRealm || p["nonce"] != digestNonce {
+		return false
+	}
+	h := func(s string) string { return fmt.Sprintf("%x", md5.Sum([]byte(s))) }
+	ha1, ha2 := h(user+":"+digestRealm+":"+pass), h(method+":"+p["uri"])
+	want := h(ha1 + ":" + digestNonce + ":" + ha2)
+	if p["qop"] != "" {
+		want = h(strings.Join([]string{ha1, digestNonce, p["nc"], p["cnonce"], p["qop"], ha2}, ":"))
+	}
+	return p["response"] == want
+}
+
+// TestPeersSIPpDigest runs the callers against a digest challenger, as
+// pbxd challenges INVITEs from devices with 407.
+func TestPeersSIPpDigest(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, scenario, mode, password string
+		want                           []int
+	}{
+		{"call", "uac_call.xml", "answer", "right-pass", []int{407, 180, 200, 200}},
+		{"cancel", "uac_cancel.xml", "ring", "right-pass", []int{407, 180, 200, 487}},
+		{"busy", "uac_rejected.xml", "busy", "right-pass", []int{407, 486}},
+		{"wrong password", "uac_rejected.xml", "answer", "wrong-pass", []int{407, 403}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			d := startDigestUAS(t, "digest-dev", "right-pass", tc.mode)
+			r := runSIPpUACOK(t, sippOpts{Scenario: tc.scenario, Target: d.addr(), From: "digest-dev", To: "600",
+				Password: tc.password, Talk: 500 * time.Millisecond})
+			if got := r.Responses(); !slices.Equal(got, tc.want) {
+				t.Errorf("responses %v, want %v\n%s", got, tc.want, r.Trace())
+			}
+			d.mu.Lock()
+			defer d.mu.Unlock()
+			wantAuthed := 1
+			if tc.password != "right-pass" {
+				wantAuthed = 0
+			}
+			if d.challenged != 1 || d.authed != wantAuthed {
+				t.Errorf("challenged %d, authenticated %d", d.challenged, d.authed)
+			}
+		})
+	}
 }
