@@ -3,6 +3,7 @@ package trunks
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -241,6 +242,11 @@ func (w *worker) destination(ctx context.Context) (string, error) {
 	if len(addrs) == 0 {
 		return "", fmt.Errorf("%w %s", ErrResolve, e.host)
 	}
+	if w.t.Proto() == store.TrunkTLS {
+		// The stack verifies the carrier's certificate against the name it
+		// dials: give it the name, not the address.
+		return net.JoinHostPort(e.host, strconv.Itoa(e.port)), nil
+	}
 	return addrs[0].String(), nil
 }
 
@@ -270,7 +276,11 @@ func (w *worker) request(expires int, dest string) *sip.Request {
 	req.AppendHeader(&sip.CSeqHeader{SeqNo: w.cseq, MethodName: sip.REGISTER})
 	maxFwd := sip.MaxForwardsHeader(70)
 	req.AppendHeader(&maxFwd)
-	contact := sip.Uri{Scheme: "sip", User: t.ContactToken, Host: uriHost(m.cfg.ContactHost), Port: m.cfg.ContactPort,
+	contactPort := m.cfg.ContactPort
+	if proto == store.TrunkTLS && m.cfg.ContactTLSPort != 0 {
+		contactPort = m.cfg.ContactTLSPort
+	}
+	contact := sip.Uri{Scheme: "sip", User: t.ContactToken, Host: uriHost(m.cfg.ContactHost), Port: contactPort,
 		UriParams: sip.NewParams()}
 	contact.UriParams.Add("transport", proto)
 	req.AppendHeader(&sip.ContactHeader{Address: contact})

@@ -2,9 +2,16 @@ package trunks
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"errors"
 	"io"
 	"log/slog"
+	"math/big"
 	"net"
 	"runtime"
 	"strconv"
@@ -55,11 +62,13 @@ type carrier struct {
 	st       *store.Store
 	udpAddr  string
 	tcpAddr  string
+	tlsAddr  string
 	mu       sync.Mutex
 	seen     []exchange
 	ua       *sipgo.UserAgent
 	udp      net.PacketConn
 	tcp      net.Listener
+	tlsLn    net.Listener
 	serveWG  sync.WaitGroup
 	closeOne sync.Once
 }
@@ -68,6 +77,9 @@ type carrierOpts struct {
 	algorithms []string
 	maxExpires time.Duration
 	nonceTTL   time.Duration
+	// tls, when set, adds a SIP-over-TLS listener; pbxd's side trusts roots.
+	tls   *tls.Config
+	roots *x509.CertPool
 }
 
 func newCarrier(t testing.TB, o carrierOpts) *carrier {
@@ -123,6 +135,14 @@ func newCarrier(t testing.TB, o carrierOpts) *carrier {
 	c.serveWG.Add(2)
 	go func() { defer c.serveWG.Done(); _ = srv.ServeUDP(c.udp) }()
 	go func() { defer c.serveWG.Done(); _ = srv.ServeTCP(c.tcp) }()
+	if o.tls != nil {
+		if c.tlsLn, err = tls.Listen("tcp4", "127.0.0.1:0", o.tls); err != nil {
+			t.Fatal(err)
+		}
+		c.tlsAddr = c.tlsLn.Addr().String()
+		c.serveWG.Add(1)
+		go func() { defer c.serveWG.Done(); _ = srv.ServeTLS(c.tlsLn) }()
+	}
 	t.Cleanup(c.close)
 	return c
 }
@@ -131,6 +151,9 @@ func (c *carrier) close() {
 	c.closeOne.Do(func() {
 		c.udp.Close()
 		c.tcp.Close()
+		if c.tlsLn != nil {
+			c.tlsLn.Close()
+		}
 		c.serveWG.Wait()
 		c.ua.Close()
 	})
@@ -180,11 +203,12 @@ type local struct {
 	wg        sync.WaitGroup
 }
 
-func newLocal(t testing.TB) *local {
+func newLocal(t testing.TB, roots *x509.CertPool) *local {
 	t.Helper()
 	l := &local{}
 	var err error
-	if l.ua, err = sipgo.NewUA(sipgo.WithUserAgent("pbxd-test")); err != nil {
+	if l.ua, err = sipgo.NewUA(sipgo.WithUserAgent("pbxd-test"),
+		sipgo.WithUserAgenTLSConfig(&tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12})); err != nil {
 		t.Fatal(err)
 	}
 	srv, err := sipgo.NewServer(l.ua, sipgo.WithServerLogger(quiet()))
@@ -223,7 +247,7 @@ type bed struct {
 }
 
 func newBed(t testing.TB, o carrierOpts) *bed {
-	return &bed{c: newCarrier(t, o), l: newLocal(t), st: openStore(t), log: &bytes.Buffer{}}
+	return &bed{c: newCarrier(t, o), l: newLocal(t, o.roots), st: openStore(t), log: &bytes.Buffer{}}
 }
 
 func (b *bed) Write(p []byte) (int, error) {
@@ -241,7 +265,8 @@ func (b *bed) logs() string {
 func (b *bed) manager(t testing.TB, tune func(*Config)) *Manager {
 	t.Helper()
 	cfg := Config{Store: b.st, Client: b.l.client, TCPClient: b.l.tcpClient, ContactHost: "127.0.0.1", ContactPort: b.l.port,
-		Logger: slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+		ContactTLSPort: b.l.port + 1,
+		Logger:         slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 	if tune != nil {
 		tune(&cfg)
 	}
@@ -510,6 +535,68 @@ func TestRegisterOverTCP(t *testing.T) {
 	if len(b.c.bindings(t)) != 0 {
 		t.Fatal("Close left the TCP binding")
 	}
+}
+
+func TestRegisterOverTLS(t *testing.T) {
+	serverConf, roots := testCertificate(t)
+	b := newBed(t, carrierOpts{tls: serverConf, roots: roots})
+	tr := b.trunk(carrierPass)
+	tr.Host, tr.Transport = b.c.tlsAddr, store.TrunkTLS
+	b.putTrunk(t, tr)
+	m := b.manager(t, nil)
+	if err := m.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, m, tr.ID, StateRegistered, 5*time.Second)
+	bs := b.c.bindings(t)
+	want := "sip:" + tr.ContactToken + "@127.0.0.1:" + strconv.Itoa(b.l.port+1) + ";transport=tls"
+	if len(bs) != 1 || bs[0].Transport != "TLS" || bs[0].Contact != want {
+		t.Fatalf("bindings %+v, want contact %s", bs, want)
+	}
+	m.Close()
+	if len(b.c.bindings(t)) != 0 {
+		t.Fatal("Close left the TLS binding")
+	}
+
+	// A carrier whose certificate pbxd does not trust: failed, with the
+	// transport error and no binding.
+	b2 := newBed(t, carrierOpts{tls: serverConf})
+	tr2 := b2.trunk(carrierPass)
+	tr2.Host, tr2.Transport = b2.c.tlsAddr, store.TrunkTLS
+	b2.putTrunk(t, tr2)
+	m2 := b2.manager(t, nil)
+	if err := m2.Start(); err != nil {
+		t.Fatal(err)
+	}
+	st := waitState(t, m2, tr2.ID, StateFailed, 5*time.Second)
+	if st.LastStatus != 0 || !strings.Contains(st.LastError, "certificate") {
+		t.Fatalf("untrusted carrier: %+v", st)
+	}
+}
+
+// testCertificate makes a self-signed certificate for 127.0.0.1.
+func testCertificate(t testing.TB) (*tls.Config, *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "carrier.test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"carrier.test"},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true, IsCA: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}, MinVersion: tls.VersionTLS12}, pool
 }
 
 func TestCloseUnregistersAndLeaksNothing(t *testing.T) {

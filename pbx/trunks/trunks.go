@@ -61,10 +61,12 @@ type Config struct {
 	Client    *sipgo.Client
 	TCPClient *sipgo.Client
 	// ContactHost and ContactPort are pbxd's advertised SIP address, put
-	// in the Contact of every registration.
-	ContactHost string
-	ContactPort int
-	Logger      *slog.Logger
+	// in the Contact of every registration; tls trunks advertise
+	// ContactTLSPort instead when it is set (pbxd's SIP-over-TLS listener).
+	ContactHost    string
+	ContactPort    int
+	ContactTLSPort int
+	Logger         *slog.Logger
 	// Now is the clock of statuses and expiry times; time.Now when nil.
 	Now func() time.Time
 	// Resolver resolves DNS hosts (net.DefaultResolver when nil), each
@@ -497,8 +499,10 @@ type Route struct {
 	Target sip.Uri
 	// Transport is UDP, TCP or TLS.
 	Transport string
-	// Destination is a resolved address of the carrier (ip:port); empty
-	// when none is known and the SIP stack has to resolve Target.
+	// Destination is where to send: a resolved address of the carrier
+	// (ip:port), the host name and port for tls trunks (whose certificate
+	// is checked against the name), or empty when nothing resolved and the
+	// SIP stack has to resolve Target.
 	Destination string
 	// FromUser, FromHost and FromName make the From header: the trunk's
 	// caller ID (its username when none is set) at its domain.
@@ -563,7 +567,11 @@ func (e *entry) route(dial string) Route {
 			r.FromHost += ":" + strconv.Itoa(p)
 		}
 	}
-	if len(e.addrs) > 0 {
+	switch {
+	case t.Proto() == store.TrunkTLS:
+		// Certificates name the host: let the stack dial it by name.
+		r.Destination = net.JoinHostPort(e.host, strconv.Itoa(e.port))
+	case len(e.addrs) > 0:
 		r.Destination = e.addrs[0].String()
 	}
 	return r
