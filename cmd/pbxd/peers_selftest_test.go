@@ -329,6 +329,16 @@ func TestPeersRegister(t *testing.T) {
 		!strings.Contains(string(regs.raw), "127.0.0.1:"+strconv.Itoa(phone.Port)) {
 		t.Fatalf("registrations: %s", regs.raw)
 	}
+	// The SIPp binding goes when the test ends; a subtest's end shows it.
+	t.Run("unregister", func(t *testing.T) {
+		uas := startSIPpUAS(t, sippOpts{Scenario: "uas_answer.xml",
+			Register: &sippRegistration{Registrar: p.sip, Username: "peer-sipp-dev", Password: "pass-peer-sipp-dev"}})
+		uas.Stop()
+	})
+	regs = p.do("GET", "/api/v1/registrations", admin, nil).want(t, 200)
+	if regs.obj["total"].(float64) != 2 {
+		t.Fatalf("registrations after the subtest: %s", regs.raw)
+	}
 	uas.Stop()
 }
 

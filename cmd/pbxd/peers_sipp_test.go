@@ -98,7 +98,8 @@ type sippOpts struct {
 	Hold time.Duration
 	// Register makes a UAS register its address first (register.xml, from
 	// its own SIP port), so that a registrar routes calls for the device
-	// to it.
+	// to it; the binding is removed at the end of the test
+	// (unregister.xml).
 	Register *sippRegistration
 	// MediaPort is the media port to use, e.g. one from
 	// freeUDPPortRange(t, 4) that an RTP capture already watches (start
@@ -353,32 +354,49 @@ func startSIPp(t *testing.T, o sippOpts, uac bool) *sippProc {
 }
 
 // sippRegister registers r's device with Contact 127.0.0.1:port, sending
-// from that port, and fails the test unless the registrar accepts it.
+// from that port, and fails the test unless the registrar accepts it. At
+// the end of the test (after the UAS on that port has stopped) it removes
+// the binding again, so that later calls to the device in the same pbxd
+// are not forked to a port nobody answers on.
 func sippRegister(t *testing.T, r sippRegistration, port int) {
+	t.Helper()
+	if err := sippRegistrar(t, r, port, "register.xml"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := sippRegistrar(t, r, port, "unregister.xml"); err != nil {
+			t.Logf("removing the binding (the registrar may be gone): %v", err)
+		}
+	})
+}
+
+// sippRegistrar runs register.xml or unregister.xml for r from port.
+func sippRegistrar(t *testing.T, r sippRegistration, port int, scenario string) error {
 	t.Helper()
 	bin := needSIPp(t)
 	dir := t.TempDir()
 	inf := filepath.Join(dir, "inject.csv")
 	line := fmt.Sprintf("SEQUENTIAL\n%s;[authentication username=%s password=%s]\n", r.Username, r.Username, r.Password)
 	if err := os.WriteFile(inf, []byte(line), 0o600); err != nil {
-		t.Fatal(err)
+		return err
 	}
-	sf, err := filepath.Abs(filepath.Join("testdata", "sipp", "register.xml"))
+	sf, err := filepath.Abs(filepath.Join("testdata", "sipp", scenario))
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, r.Registrar, "-sf", sf, "-inf", inf,
 		"-i", "127.0.0.1", "-p", strconv.Itoa(port), "-t", "u1", "-m", "1",
 		"-ci", "127.0.0.1", "-cp", strconv.Itoa(freeUDPPort(t)),
-		"-timeout", "20s", "-timeout_error", "-nostdin",
+		"-timeout", "10s", "-timeout_error", "-nostdin",
 		"-trace_err", "-error_file", filepath.Join(dir, "errors.log"))
 	cmd.Dir = dir
 	if out, err := cmd.CombinedOutput(); err != nil {
 		errs, _ := os.ReadFile(filepath.Join(dir, "errors.log"))
-		t.Fatalf("registering %s from port %d: %v\n%s\n%s", r.Username, port, err, tail(string(out), 2000), errs)
+		return fmt.Errorf("%s for %s from port %d: %w\n%s\n%s", scenario, r.Username, port, err, tail(string(out), 2000), errs)
 	}
+	return nil
 }
 
 // sippInjection is the injection file of the uac_*.xml scenarios:
