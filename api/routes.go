@@ -88,6 +88,10 @@ func (s *Server) buildRoutes() []*route {
 
 		{method: "GET", pattern: "/api/v1/registrations", summary: "Live SIP registrations (contact bindings) of every device", tag: "sip",
 			query: pageQ, resp: listEnvelope{}, h: s.handleRegistrations},
+		{method: "GET", pattern: "/api/v1/workitems", summary: "Call records, newest first (admins and history:read see all, others their own)", tag: "workitems",
+			query: []string{"userId", "type", "state", "since", "until", "start", "rows"}, resp: listEnvelope{}, h: s.handleListWorkitems},
+		{method: "GET", pattern: "/api/v1/workitems/{id}", summary: "One call record with its per-leg media statistics", tag: "workitems",
+			resp: workitemView{}, h: s.handleGetWorkitem},
 		{method: "GET", pattern: "/api/v1/audit", summary: "Audit log of changes, newest first", tag: "audit",
 			query: pageQ, resp: listEnvelope{}, h: s.handleAudit},
 	}
