@@ -82,9 +82,20 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	gauge(w, "pbxd_goroutines", "Goroutines running.", runtime.NumGoroutine())
+	if s.cfg.Gauges != nil {
+		for _, g := range s.cfg.Gauges() {
+			fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s gauge\n%s %g\n", g.Name, g.Help, g.Name, g.Name, g.Value)
+		}
+	}
 	gauge(w, "pbxd_heap_inuse_bytes", "Go heap in use.", int(ms.HeapInuse))
 	fmt.Fprintf(w, "# HELP pbxd_build_info Version of the running binary.\n# TYPE pbxd_build_info gauge\npbxd_build_info{version=%q} 1\n", s.cfg.Version)
 	fmt.Fprintf(w, "# HELP pbxd_uptime_seconds Seconds since the API started.\n# TYPE pbxd_uptime_seconds gauge\npbxd_uptime_seconds %.0f\n", time.Since(s.metrics.started).Seconds())
+}
+
+// Gauge is a value another part of pbxd reports on /metrics.
+type Gauge struct {
+	Name, Help string
+	Value      float64
 }
 
 func gauge(w io.Writer, name, help string, v int) {

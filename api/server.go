@@ -31,6 +31,9 @@ type Config struct {
 	// LastUsedFlush is how often service-user last-used times are written
 	// (default 1 min); they are also written on Close.
 	LastUsedFlush time.Duration
+	// Gauges, when set, adds live values of other parts (calls, dialogs,
+	// RTP legs) to /metrics.
+	Gauges func() []Gauge
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 	// Trunks is the trunk runtime (pbx/trunks.Manager): reloaded after

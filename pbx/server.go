@@ -21,6 +21,7 @@ import (
 	"pbxd/pbx/digest"
 	"pbxd/pbx/registrar"
 	"pbxd/pbx/sipauth"
+	"pbxd/pbx/trunks"
 	"pbxd/store"
 )
 
@@ -56,18 +57,19 @@ type Config struct {
 // Server is pbxd's SIP engine: transports, the registrar and the call
 // engine.
 type Server struct {
-	cfg   Config
-	log   *slog.Logger
-	ua    *sipgo.UserAgent
-	srv   *sipgo.Server
-	udp   net.PacketConn
-	tcp   net.Listener
-	tls   net.Listener
-	media *rtpleg.Engine
-	calls *b2bua.Engine
-	ping  *registrar.KeepAlive
-	wg    sync.WaitGroup
-	close sync.Once
+	cfg    Config
+	log    *slog.Logger
+	ua     *sipgo.UserAgent
+	srv    *sipgo.Server
+	udp    net.PacketConn
+	tcp    net.Listener
+	tls    net.Listener
+	media  *rtpleg.Engine
+	calls  *b2bua.Engine
+	ping   *registrar.KeepAlive
+	trunks *trunks.Manager
+	wg     sync.WaitGroup
+	close  sync.Once
 }
 
 // Start binds the SIP listeners and begins serving. It returns once both
@@ -144,10 +146,12 @@ func Start(cfg Config) (*Server, error) {
 		s.ua.Close()
 		return nil, fmt.Errorf("--rtp-ports: %w", err)
 	}
+	s.trunks = trunks.New(trunks.Config{Store: cfg.Store, Client: udpClient, TCPClient: tcpClient,
+		ContactHost: public.String(), ContactPort: port, ContactTLSPort: tlsPort, Logger: cfg.Logger})
 	devices := sipauth.New(sipauth.Config{Store: cfg.Store, Digest: auth, Logger: cfg.Logger})
 	reg := registrar.New(registrar.Config{Store: cfg.Store, Auth: devices, Logger: cfg.Logger})
 	s.calls, err = b2bua.New(b2bua.Config{Store: cfg.Store, Auth: devices, Media: s.media, UDP: udpClient, TCP: tcpClient,
-		Host: public.String(), Port: port, TLSPort: tlsPort, RingTimeout: cfg.RingTimeout, Logger: cfg.Logger})
+		Host: public.String(), Port: port, TLSPort: tlsPort, Trunks: trunkRoutes{s.trunks}, RingTimeout: cfg.RingTimeout, Logger: cfg.Logger})
 	if err != nil {
 		s.media.Close()
 		s.ua.Close()
@@ -173,6 +177,11 @@ func Start(cfg Config) (*Server, error) {
 	if s.tls != nil {
 		s.wg.Add(1)
 		go func() { defer s.wg.Done(); s.served("tls", s.srv.ServeTLS(s.tls)) }()
+	}
+	// Registrations start once the listeners serve: the carriers answer
+	// on the UDP socket.
+	if err := s.trunks.Start(); err != nil {
+		s.log.Error("trunks: could not load", "err", err)
 	}
 	return s, nil
 }
@@ -258,6 +267,37 @@ func (s *Server) served(network string, err error) {
 // Addr is the bound SIP address (UDP and TCP share it).
 func (s *Server) Addr() string { return s.udp.LocalAddr().String() }
 
+// Stats reports live calls, dialogs and RTP legs.
+func (s *Server) Stats() b2bua.Stats { return s.calls.Stats() }
+
+// Trunks is the trunk manager, for the API (reload after changes, status).
+func (s *Server) Trunks() *trunks.Manager { return s.trunks }
+
+// trunkRoutes adapts pbx/trunks to the call engine's Trunks interface.
+type trunkRoutes struct{ m *trunks.Manager }
+
+// Inbound reports the trunk a request comes from and the extension of its
+// DID ("" when the DID is unknown).
+func (r trunkRoutes) Inbound(req *sip.Request) (b2bua.TrunkInbound, bool) {
+	t, ok := r.m.Match(req)
+	if !ok {
+		return b2bua.TrunkInbound{}, false
+	}
+	ext, _ := trunks.InboundTarget(t, req)
+	return b2bua.TrunkInbound{TrunkID: t.ID, DID: trunks.DID(t, req), Extension: ext}, true
+}
+
+// Outbound picks the trunk, dial string and credentials for a number.
+func (r trunkRoutes) Outbound(number string) (b2bua.TrunkOutbound, bool) {
+	rt, ok := r.m.Route(number)
+	if !ok {
+		return b2bua.TrunkOutbound{}, false
+	}
+	user, pass := r.m.Credentials(rt.Trunk)
+	return b2bua.TrunkOutbound{TrunkID: rt.Trunk.ID, Target: rt.Target, Transport: rt.Transport, Destination: rt.Destination,
+		FromUser: rt.FromUser, FromHost: rt.FromHost, FromName: rt.FromName, Username: user, Password: pass}, true
+}
+
 // TLSAddr is the bound SIP-over-TLS address, or "".
 func (s *Server) TLSAddr() string {
 	if s.tls == nil {
@@ -273,6 +313,7 @@ func (s *Server) Close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		s.calls.Close(ctx)
 		cancel()
+		s.trunks.Close() // unregisters, so it needs the sockets
 		if s.ping != nil {
 			s.ping.Close()
 		}

@@ -93,7 +93,22 @@ func runServe(ctx context.Context, cfg *serveConfig, log *slog.Logger) error {
 		}
 	}()
 
-	srv := api.New(api.Config{Store: st, Logger: log, Version: version, SessionTTL: cfg.SessionTTL, SIPRealm: cfg.SIPRealm})
+	rtpPorts, _ := rtpleg.ParsePortRange(cfg.RTPPorts) // validated with the flags
+	tlsConf, err := loadTLS(cfg, log)
+	if err != nil {
+		return err
+	}
+	sip, err := pbx.Start(pbx.Config{Store: st, Logger: log, Listen: cfg.SIPListen, PublicAddr: cfg.SIPPublicAddr,
+		TLSListen: cfg.SIPTLSListen, TLS: tlsConf,
+		Realm: cfg.SIPRealm, AuthAlgorithms: cfg.SIPAuthAlgorithms, RTPPorts: rtpPorts,
+		RingTimeout: cfg.RingTimeout, MediaTimeout: cfg.MediaTimeout, KeepAlive: keepAlive(cfg.SIPKeepAlive), Version: version})
+	if err != nil {
+		return err
+	}
+	defer sip.Close()
+
+	srv := api.New(api.Config{Store: st, Logger: log, Version: version, SessionTTL: cfg.SessionTTL, SIPRealm: cfg.SIPRealm,
+		Trunks: sip.Trunks(), Gauges: sipGauges(sip)})
 	defer srv.Close()
 
 	// The password source is read only when there is no admin yet: the file
@@ -127,22 +142,6 @@ func runServe(ctx context.Context, cfg *serveConfig, log *slog.Logger) error {
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- hs.Serve(ln) }()
-
-	rtpPorts, _ := rtpleg.ParsePortRange(cfg.RTPPorts) // validated with the flags
-	tlsConf, err := loadTLS(cfg, log)
-	if err != nil {
-		hs.Close()
-		return err
-	}
-	sip, err := pbx.Start(pbx.Config{Store: st, Logger: log, Listen: cfg.SIPListen, PublicAddr: cfg.SIPPublicAddr,
-		TLSListen: cfg.SIPTLSListen, TLS: tlsConf,
-		Realm: cfg.SIPRealm, AuthAlgorithms: cfg.SIPAuthAlgorithms, RTPPorts: rtpPorts,
-		RingTimeout: cfg.RingTimeout, MediaTimeout: cfg.MediaTimeout, KeepAlive: keepAlive(cfg.SIPKeepAlive), Version: version})
-	if err != nil {
-		hs.Close()
-		return err
-	}
-	defer sip.Close()
 
 	if cfg.DebugListen != "" {
 		stopDebug, err := serveDebug(cfg.DebugListen, log)
@@ -215,6 +214,18 @@ func loadTLS(cfg *serveConfig, log *slog.Logger) (*tls.Config, error) {
 		log.Warn("created a self-signed TLS certificate; phones must be told to trust it or be given a real one", "cert", certFile)
 	}
 	return conf, nil
+}
+
+// sipGauges reports the SIP side's live counts on /metrics.
+func sipGauges(sip *pbx.Server) func() []api.Gauge {
+	return func() []api.Gauge {
+		st := sip.Stats()
+		return []api.Gauge{
+			{Name: "pbxd_calls_active", Help: "Calls in progress (ringing or answered).", Value: float64(st.Calls)},
+			{Name: "pbxd_sip_dialogs", Help: "SIP dialogs pbxd holds for calls.", Value: float64(st.Dialogs)},
+			{Name: "pbxd_rtp_legs", Help: "RTP endpoints open for call legs.", Value: float64(st.MediaLegs)},
+		}
+	}
 }
 
 // keepAlive maps the flag (0 = off) to pbx.Config.KeepAlive (negative = off).

@@ -70,8 +70,9 @@ type TrunkOutbound struct {
 	TrunkID string
 	// Target is the Request-URI (the dial string at the carrier).
 	Target sip.Uri
-	// Transport is UDP, TCP or TLS.
-	Transport string
+	// Transport is UDP, TCP or TLS; Destination, when set, is where to send
+	// (host:port) instead of resolving Target.
+	Transport, Destination string
 	// FromUser, FromHost and FromName make the From header (caller ID).
 	FromUser, FromHost, FromName string
 	// Username and Password answer the carrier's 401/407 challenges.

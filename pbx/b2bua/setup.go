@@ -82,7 +82,7 @@ func (c *Call) makeForks(dest destination, offer []byte) []*fork {
 		t := dest.trunk
 		from := sip.FromHeader{DisplayName: t.FromName, Address: sip.Uri{Scheme: "sip", User: t.FromUser, Host: t.FromHost}}
 		to := sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: t.Target.User, Host: t.Target.Host, Port: t.Target.Port}}
-		f := c.newFork("trunk "+t.TrunkID, t.Target, t.Transport, "", from, to, offer)
+		f := c.newFork("trunk "+t.TrunkID, t.Target, t.Transport, t.Destination, from, to, offer)
 		f.user, f.pass = t.Username, t.Password
 		return append(out, f)
 	}
