@@ -194,3 +194,152 @@ func TestCallTwoPhones(t *testing.T) {
 		})
 	}
 }
+
+// finalCode is the last final status a SIPp caller received.
+func finalCode(r sippResult) int {
+	code := 0
+	for _, c := range r.Responses() {
+		if c >= 200 && c != 407 {
+			code = c
+		}
+	}
+	return code
+}
+
+// TestCallSetupOutcomes: cancel while ringing, busy, unknown number, do
+// not disturb, nobody registered, ring timeout — each caller gets the
+// right final answer, the callee side sees what it should, and each call
+// leaves a record with its end reason.
+func TestCallSetupOutcomes(t *testing.T) {
+	t.Parallel()
+	b := startCallBox(t, "--ring-timeout", "2s")
+	b.phoneUser("carol", "721", nil)
+	b.phoneUser("dave", "722", nil)
+	b.phoneUser("erin", "723", map[string]any{"doNotDisturb": "on"})
+	b.phoneUser("frank", "724", nil) // never registers
+
+	t.Run("cancel", func(t *testing.T) {
+		callee := startSIPpUAS(t, sippOpts{Scenario: "uas_ring_noanswer.xml", Register: b.registration("dave-dev")})
+		uac := b.caller("uac_cancel.xml", "carol-dev", "722")
+		uac.Talk = 700 * time.Millisecond
+		runSIPpUACOK(t, uac)
+		res := callee.WaitOK()
+		if got := res.Requests(); !slices.Contains(got, "CANCEL") {
+			t.Errorf("the callee got %v, want the CANCEL relayed", got)
+		}
+		wantWorkitem(t, b.lastWorkitem(), map[string]any{"endReason": "cancelled", "endStatus": 487, "duration": 0})
+	})
+	t.Run("busy", func(t *testing.T) {
+		startSIPpUAS(t, sippOpts{Scenario: "uas_busy.xml", Register: b.registration("dave-dev")})
+		res := runSIPpUACOK(t, b.caller("uac_rejected.xml", "carol-dev", "722"))
+		if code := finalCode(res); code != 486 {
+			t.Errorf("busy callee: the caller got %d (%v)", code, res.Responses())
+		}
+		wantWorkitem(t, b.lastWorkitem(), map[string]any{"endReason": "busy", "endStatus": 486})
+	})
+	for _, tc := range []struct {
+		name, to string
+		code     int
+		reason   string
+	}{
+		{"unknown number", "799", 404, "not-found"},
+		{"do not disturb", "723", 486, "busy"},
+		{"not registered", "724", 480, "unavailable"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res := runSIPpUACOK(t, b.caller("uac_rejected.xml", "carol-dev", tc.to))
+			if code := finalCode(res); code != tc.code {
+				t.Errorf("the caller got %d (%v), want %d", code, res.Responses(), tc.code)
+			}
+			wantWorkitem(t, b.lastWorkitem(), map[string]any{"endReason": tc.reason, "endStatus": tc.code})
+		})
+	}
+	t.Run("ring timeout", func(t *testing.T) {
+		callee := startSIPpUAS(t, sippOpts{Scenario: "uas_ring_noanswer.xml", Register: b.registration("dave-dev")})
+		began := time.Now()
+		res := runSIPpUACOK(t, b.caller("uac_rejected.xml", "carol-dev", "722"))
+		if code := finalCode(res); code != 480 || time.Since(began) < 1500*time.Millisecond {
+			t.Errorf("the caller got %d after %v, want 480 after the 2s ring time", code, time.Since(began))
+		}
+		if got := callee.WaitOK().Requests(); !slices.Contains(got, "CANCEL") {
+			t.Errorf("the callee got %v, want a CANCEL", got)
+		}
+		wantWorkitem(t, b.lastWorkitem(), map[string]any{"endReason": "no-answer", "endStatus": 480})
+	})
+	t.Run("wrong password", func(t *testing.T) {
+		uac := b.caller("uac_rejected.xml", "carol-dev", "722")
+		uac.Password = "not-the-password"
+		res := runSIPpUAC(t, uac)
+		if res.Err == nil || slices.Contains(res.Responses(), 180) {
+			t.Errorf("a wrong password placed a call: %v", res.Responses())
+		}
+	})
+}
+
+// TestCallHoldAndCalleeHangup: a re-INVITE for hold and unhold is relayed
+// to the other phone (which answers it) and audio flows again afterwards;
+// a callee that hangs up ends the caller's leg too.
+func TestCallHoldAndCalleeHangup(t *testing.T) {
+	t.Parallel()
+	b := startCallBox(t)
+	b.phoneUser("gina", "731", nil)
+	b.phoneUser("hank", "732", nil)
+	t.Run("hold", func(t *testing.T) {
+		callee := startSIPpUAS(t, sippOpts{Scenario: "uas_answer.xml", Register: b.registration("hank-dev")})
+		uac := b.caller("uac_reinvite_hold.xml", "gina-dev", "732")
+		uac.Talk, uac.Hold, uac.MediaPort = time.Second, 800*time.Millisecond, freeUDPPortRange(t, 4)
+		c := startRTPCapture(t, callee.MediaPort, uac.MediaPort)
+		runSIPpUACOK(t, uac)
+		callee.Stop()
+		c.Stop()
+		res := callee.Wait()
+		if got := res.Requests(); !slices.Equal(got, []string{"INVITE", "ACK", "INVITE", "ACK", "INVITE", "ACK", "BYE"}) {
+			t.Errorf("the callee got %v, want the hold and unhold re-INVITEs relayed", got)
+		}
+		var dirs []string
+		for _, m := range res.Messages {
+			if !m.Sent && m.Method() == "INVITE" {
+				for _, d := range []string{"sendrecv", "sendonly", "recvonly", "inactive"} {
+					if strings.Contains(m.Text, "a="+d) {
+						dirs = append(dirs, d)
+					}
+				}
+			}
+		}
+		if !slices.Equal(dirs, []string{"sendrecv", "sendonly", "sendrecv"}) {
+			t.Errorf("pbxd offered the callee %v", dirs)
+		}
+		wantAudio(t, "callee heard", c.To(callee.MediaPort), 0, sippCallerHz, 2*time.Second)
+		wantAudio(t, "caller heard", c.To(uac.MediaPort), 0, sippCalleeHz, 2*time.Second)
+		wantWorkitem(t, b.lastWorkitem(), map[string]any{"endReason": "completed", "hangupBy": "caller"})
+	})
+	t.Run("callee hangs up", func(t *testing.T) {
+		callee := startSIPpUAS(t, sippOpts{Scenario: "uas_answer_bye.xml", Talk: time.Second, Register: b.registration("hank-dev")})
+		runSIPpUACOK(t, b.caller("uac_call_wait_bye.xml", "gina-dev", "732"))
+		callee.WaitOK()
+		wantWorkitem(t, b.lastWorkitem(), map[string]any{"endReason": "completed", "hangupBy": "callee"})
+	})
+}
+
+// TestCallForksToEveryContact: a user with a desk phone and a softphone;
+// both ring, the softphone answers, the desk phone is cancelled.
+func TestCallForksToEveryContact(t *testing.T) {
+	t.Parallel()
+	b := startCallBox(t)
+	b.phoneUser("ivy", "741", nil)
+	jack := b.phoneUser("jack", "742", nil)
+	b.addDevice(jack, "jack-soft")
+	desk := startSIPpUAS(t, sippOpts{Scenario: "uas_ring_noanswer.xml", Register: b.registration("jack-dev")})
+	soft := startSIPpUAS(t, sippOpts{Scenario: "uas_answer.xml", Register: b.registration("jack-soft")})
+	uac := b.caller("uac_call.xml", "ivy-dev", "742")
+	uac.Talk = time.Second
+	runSIPpUACOK(t, uac)
+	if got := desk.WaitOK().Requests(); !slices.Equal(got, []string{"INVITE", "CANCEL", "ACK"}) {
+		t.Errorf("the desk phone got %v, want the INVITE cancelled", got)
+	}
+	soft.Stop()
+	if got := soft.Wait().Requests(); !slices.Equal(got, []string{"INVITE", "ACK", "BYE"}) {
+		t.Errorf("the softphone got %v", got)
+	}
+	wantWorkitem(t, b.lastWorkitem(), map[string]any{"endReason": "completed", "to": "742"})
+}
