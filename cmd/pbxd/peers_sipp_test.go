@@ -101,6 +101,10 @@ type sippOpts struct {
 	// to it; the binding is removed at the end of the test
 	// (unregister.xml).
 	Register *sippRegistration
+	// SIPPort is its SIP port; default a free one. A test that must name
+	// the port beforehand (a carrier's address in a trunk) picks it with
+	// freeUDPPort.
+	SIPPort int
 	// MediaPort is the media port to use, e.g. one from
 	// freeUDPPortRange(t, 4) that an RTP capture already watches (start
 	// the capture before the caller, or it misses the first packets);
@@ -295,7 +299,10 @@ func startSIPp(t *testing.T, o sippOpts, uac bool) *sippProc {
 			t.Fatal(err)
 		}
 	}
-	p.Port = freeUDPPort(t)
+	p.Port = o.SIPPort
+	if p.Port == 0 {
+		p.Port = freeUDPPort(t)
+	}
 	p.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(p.Port))
 	p.MediaPort = o.MediaPort
 	if p.MediaPort == 0 {
