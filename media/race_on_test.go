@@ -1,0 +1,8 @@
+//go:build race
+
+package media_test
+
+import "time"
+
+// raceSlack loosens timing checks under the race detector.
+const raceSlack = 40 * time.Millisecond
