@@ -67,6 +67,38 @@ func (b *callBox) lastWorkitem() map[string]any {
 	}
 }
 
+// gauge reads one value from /metrics.
+func (b *callBox) gauge(name string) float64 {
+	b.t.Helper()
+	body := string(b.do("GET", "/metrics", "", nil).want(b.t, 200).raw)
+	for _, line := range strings.Split(body, "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			var f float64
+			fmt.Sscan(v, &f)
+			return f
+		}
+	}
+	b.t.Fatalf("no %s on /metrics", name)
+	return 0
+}
+
+// waitIdle waits until no call, dialog or RTP leg is left and the
+// goroutines are back to (about) baseline: nothing leaked.
+func (b *callBox) waitIdle(baseline float64) {
+	b.t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		calls, dialogs, legs, gr := b.gauge("pbxd_calls_active"), b.gauge("pbxd_sip_dialogs"), b.gauge("pbxd_rtp_legs"), b.gauge("pbxd_goroutines")
+		if calls == 0 && dialogs == 0 && legs == 0 && gr <= baseline+5 {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.t.Fatalf("not idle after the calls: %v calls, %v dialogs, %v RTP legs, %v goroutines (baseline %v)", calls, dialogs, legs, gr, baseline)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
 // wantWorkitem checks fields of a call record.
 func wantWorkitem(t *testing.T, w map[string]any, want map[string]any) {
 	t.Helper()
@@ -85,6 +117,8 @@ func TestCallThroughPBX(t *testing.T) {
 	b := startCallBox(t)
 	b.phoneUser("alice", "701", nil)
 	b.phoneUser("bob", "702", nil)
+	baseline := b.gauge("pbxd_goroutines")
+	defer b.waitIdle(baseline)
 	for _, tc := range []struct {
 		codecs []string
 		pt     uint8
@@ -217,6 +251,7 @@ func TestCallSetupOutcomes(t *testing.T) {
 	b.phoneUser("dave", "722", nil)
 	b.phoneUser("erin", "723", map[string]any{"doNotDisturb": "on"})
 	b.phoneUser("frank", "724", nil) // never registers
+	defer b.waitIdle(b.gauge("pbxd_goroutines"))
 
 	t.Run("cancel", func(t *testing.T) {
 		callee := startSIPpUAS(t, sippOpts{Scenario: "uas_ring_noanswer.xml", Register: b.registration("dave-dev")})
@@ -284,6 +319,7 @@ func TestCallHoldAndCalleeHangup(t *testing.T) {
 	b := startCallBox(t)
 	b.phoneUser("gina", "731", nil)
 	b.phoneUser("hank", "732", nil)
+	defer b.waitIdle(b.gauge("pbxd_goroutines"))
 	t.Run("hold", func(t *testing.T) {
 		callee := startSIPpUAS(t, sippOpts{Scenario: "uas_answer.xml", Register: b.registration("hank-dev")})
 		uac := b.caller("uac_reinvite_hold.xml", "gina-dev", "732")
