@@ -16,6 +16,7 @@ import (
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
+	"pbxd/media"
 	"pbxd/media/rtpleg"
 	"pbxd/pbx/b2bua"
 	"pbxd/pbx/digest"
@@ -65,6 +66,7 @@ type Server struct {
 	tcp    net.Listener
 	tls    net.Listener
 	media  *rtpleg.Engine
+	mix    *media.MixClock
 	calls  *b2bua.Engine
 	ping   *registrar.KeepAlive
 	trunks *trunks.Manager
@@ -150,9 +152,11 @@ func Start(cfg Config) (*Server, error) {
 		ContactHost: public.String(), ContactPort: port, ContactTLSPort: tlsPort, Logger: cfg.Logger})
 	devices := sipauth.New(sipauth.Config{Store: cfg.Store, Digest: auth, Logger: cfg.Logger})
 	reg := registrar.New(registrar.Config{Store: cfg.Store, Auth: devices, Logger: cfg.Logger})
-	s.calls, err = b2bua.New(b2bua.Config{Store: cfg.Store, Auth: devices, Media: s.media, UDP: udpClient, TCP: tcpClient,
+	s.mix = media.NewMixClock()
+	s.calls, err = b2bua.New(b2bua.Config{Store: cfg.Store, Auth: devices, Media: s.media, MixClock: s.mix, UDP: udpClient, TCP: tcpClient,
 		Host: public.String(), Port: port, TLSPort: tlsPort, Trunks: trunkRoutes{s.trunks}, RingTimeout: cfg.RingTimeout, Logger: cfg.Logger})
 	if err != nil {
+		s.mix.Close()
 		s.media.Close()
 		s.ua.Close()
 		return nil, err
@@ -317,6 +321,7 @@ func (s *Server) Close() error {
 		if s.ping != nil {
 			s.ping.Close()
 		}
+		s.mix.Close()
 		s.media.Close()
 		s.udp.Close()
 		s.tcp.Close()

@@ -17,6 +17,7 @@ import (
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
+	"pbxd/media"
 	"pbxd/media/rtpleg"
 	"pbxd/pbx/sipauth"
 	"pbxd/store"
@@ -29,6 +30,9 @@ type Config struct {
 	Auth *sipauth.Devices
 	// Media opens the RTP legs.
 	Media *rtpleg.Engine
+	// MixClock drives every bridge that mixes (conferences, monitoring)
+	// on one ticker; nil gives each such bridge its own.
+	MixClock *media.MixClock
 	// UDP sends from the SIP listening port; TCP opens or reuses stream
 	// connections. Both are required.
 	UDP, TCP *sipgo.Client

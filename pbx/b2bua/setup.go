@@ -46,7 +46,7 @@ func (c *Call) run(dest destination) {
 
 	c.mu.Lock()
 	c.pendingB = b
-	c.bridge = media.NewBridge(media.BridgeConfig{OnEvent: c.onEvent})
+	c.bridge = media.NewBridge(media.BridgeConfig{OnEvent: c.onEvent, Clock: c.e.cfg.MixClock})
 	c.mu.Unlock()
 
 	forks := c.makeForks(dest, offer)
