@@ -6,6 +6,14 @@ import "net/http"
 // mux, the authentication check, the metrics labels and the OpenAPI
 // document are all derived from it.
 func (s *Server) buildRoutes() []*route {
+	routes := s.identityRoutes()
+	routes = append(routes, s.agentRoutes()...)
+	return append(routes, s.callControlRoutes()...)
+}
+
+// identityRoutes are users, sessions, service users, devices, skills,
+// trunks, registrations, call records and the audit log.
+func (s *Server) identityRoutes() []*route {
 	pageQ := []string{"start", "rows"}
 	return []*route{
 		{method: "GET", pattern: "/healthz", summary: "Liveness and store health", tag: "system", public: true, raw: s.handleHealth},
