@@ -36,6 +36,9 @@ type Config struct {
 	Gauges func() []Gauge
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// Calls is the live call runtime (agents' connections and calls); nil
+	// without one.
+	Calls CallControl
 	// Trunks is the trunk runtime (pbx/trunks.Manager): reloaded after
 	// every trunk change and asked for registration states. Nil leaves
 	// trunks as records only.
