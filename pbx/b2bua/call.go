@@ -143,10 +143,27 @@ type Call struct {
 
 	dtmfMu sync.Mutex
 	dtmf   map[media.Leg]*dtmf.Detector
+
+	// calleeRole names the leg pbxd places ("callee"; an agent's own
+	// connection says "agent"). cancelled ends the setup early: the
+	// caller's CANCEL, or the originator's context.
+	calleeRole string
+	cancelled  <-chan struct{}
+	// For calls pbxd originates (no caller leg): ask the phone to answer
+	// by itself, report ringing, be told when the answered call ends, and
+	// whether to keep a record at all.
+	autoAnswer bool
+	onProgress func(code int)
+	onEnd      func(reason string)
+	noRecord   bool
 }
 
 // record queues the current state of the workitem; c.mu is held.
-func (c *Call) record() { c.e.rec.save(&c.w) }
+func (c *Call) record() {
+	if !c.noRecord {
+		c.e.rec.save(&c.w)
+	}
+}
 
 // hangup ends the call once: it cancels forks still ringing, sends BYE to
 // every answered leg but the one that hung up (from), releases the media
@@ -211,6 +228,9 @@ func (c *Call) hangup(reason, by string, from *leg) {
 	delete(c.e.calls, c.id)
 	c.e.mu.Unlock()
 	c.log.Info("call ended", "reason", c.w.EndReason, "by", by, "duration_ms", c.w.DurationMs)
+	if c.onEnd != nil && answered {
+		c.onEnd(c.w.EndReason)
+	}
 }
 
 func legMedia(l *leg) store.LegMedia {

@@ -54,8 +54,10 @@ func (c *Call) newFork(desc string, target sip.Uri, transport, dest string, from
 	callID := sip.CallIDHeader(store.NewID() + store.NewID())
 	req.AppendHeader(&callID)
 	mf := sip.MaxForwardsHeader(70)
-	if in := c.a.uas.InviteRequest.MaxForwards(); in != nil && in.Val() > 1 {
-		mf = sip.MaxForwardsHeader(in.Val() - 1)
+	if c.a != nil {
+		if in := c.a.uas.InviteRequest.MaxForwards(); in != nil && in.Val() > 1 {
+			mf = sip.MaxForwardsHeader(in.Val() - 1)
+		}
 	}
 	req.AppendHeader(&mf)
 	req.AppendHeader(sip.NewHeader("Allow", allowedMethods))

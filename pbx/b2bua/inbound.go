@@ -106,6 +106,7 @@ func (e *Engine) inbound(req *sip.Request, tx sip.ServerTransaction) {
 	a.rtp.Start()
 	c.mu.Lock()
 	c.a = a
+	c.cancelled = dtx.Context().Done()
 	c.mu.Unlock()
 	e.addDialog(a)
 	if !e.addCall(c) {
@@ -123,7 +124,7 @@ func isSDP(contentType string) bool {
 
 // newCall starts the record of a call.
 func (e *Engine) newCall(req *sip.Request, from caller, dest destination) *Call {
-	c := &Call{e: e, id: store.NewID(), endCh: make(chan struct{}), events: make(chan forkEvent, 16), setupDone: make(chan struct{})}
+	c := e.newCallShell()
 	fromHdr := req.From()
 	w := &c.w
 	w.ID, w.State, w.CreatedAt, w.CallID = c.id, store.WorkitemRinging, e.cfg.Now(), req.CallID().Value()
@@ -157,6 +158,12 @@ func (e *Engine) newCall(req *sip.Request, from caller, dest destination) *Call 
 	}
 	c.log = e.log.With("call_id", w.CallID, "workitem", c.id)
 	return c
+}
+
+// newCallShell is a call with its id and channels, before either side.
+func (e *Engine) newCallShell() *Call {
+	return &Call{e: e, id: store.NewID(), endCh: make(chan struct{}), events: make(chan forkEvent, 16),
+		setupDone: make(chan struct{}), calleeRole: "callee"}
 }
 
 // callerNumber is what a device's user presents: the extension, or the

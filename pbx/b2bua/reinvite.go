@@ -27,7 +27,8 @@ func (c *Call) reinvite(from *leg, req *sip.Request, tx sip.ServerTransaction) {
 	if from == c.a {
 		peer = c.b
 	}
-	if !c.answered || c.ended || peer == nil {
+	originated := c.a == nil
+	if !c.answered || c.ended || (peer == nil && !originated) {
 		c.mu.Unlock()
 		respond(491, "Request Pending", nil)
 		return
@@ -58,6 +59,14 @@ func (c *Call) reinvite(from *leg, req *sip.Request, tx sip.ServerTransaction) {
 	ans, err := sdp.NegotiatePrefer(offer, sdp.DefaultCodecs(), from.codec)
 	if err != nil {
 		respond(488, "Not Acceptable Here", nil)
+		return
+	}
+
+	if originated {
+		// No second dialog to relay to: pbxd answers for itself.
+		from.local = ans.Local(from.local.Origin.Next(), from.rtp.LocalAddr())
+		from.applyMedia(offer, ans.Codec, ans.TelephoneEvent, ans.Direction, true)
+		respond(200, "OK", sdp.Build(from.local))
 		return
 	}
 

@@ -53,24 +53,8 @@ func (e *Engine) route(number string, from caller) (destination, *refusal) {
 			return err
 		}
 		d.user = u
-		if !u.Enabled || u.DoNotDisturb {
-			return nil
-		}
-		devs, err := tx.ListDevices(u.ID)
-		if err != nil {
-			return err
-		}
-		for _, dev := range devs {
-			if from.device != nil && dev.ID == from.device.ID {
-				continue
-			}
-			bs, err := tx.Bindings(dev.Username)
-			if err != nil {
-				return err
-			}
-			d.contacts = append(d.contacts, bs...)
-		}
-		return nil
+		d.contacts, err = userContacts(tx, u, from.device)
+		return err
 	})
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -88,6 +72,64 @@ func (e *Engine) route(number string, from caller) (destination, *refusal) {
 		return d, refuseNotFound
 	case d.user.DoNotDisturb:
 		return d, refuseBusy
+	case len(d.contacts) == 0:
+		return d, refuseUnavailable
+	}
+	return d, nil
+}
+
+// userContacts lists the registered contacts of every device of u, but
+// not those of the calling device. A disabled user or one on do not
+// disturb has none to ring.
+func userContacts(tx *store.Tx, u *store.User, calling *store.Device) ([]*store.Binding, error) {
+	if !u.Enabled || u.DoNotDisturb {
+		return nil, nil
+	}
+	devs, err := tx.ListDevices(u.ID)
+	if err != nil {
+		return nil, err
+	}
+	var out []*store.Binding
+	for _, dev := range devs {
+		if calling != nil && dev.ID == calling.ID {
+			continue
+		}
+		bs, err := tx.Bindings(dev.Username)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, bs...)
+	}
+	return out, nil
+}
+
+// routeUser rings a user's registered devices whatever their extension:
+// the connection pbxd makes to an agent's phone. Do not disturb does not
+// apply; the agent asked for the call.
+func (e *Engine) routeUser(userID string) (destination, *refusal) {
+	var d destination
+	err := e.cfg.Store.View(func(tx *store.Tx) error {
+		u, err := tx.GetUser(userID)
+		if err != nil {
+			return err
+		}
+		d.user, d.number = u, u.Extension
+		if !u.Enabled {
+			return nil
+		}
+		dnd := *u
+		dnd.DoNotDisturb = false
+		d.contacts, err = userContacts(tx, &dnd, nil)
+		return err
+	})
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return d, refuseNotFound
+	case err != nil:
+		e.log.Error("b2bua: routing lookup", "err", err)
+		return d, refuseFailed
+	case !d.user.Enabled:
+		return d, refuseNotFound
 	case len(d.contacts) == 0:
 		return d, refuseUnavailable
 	}

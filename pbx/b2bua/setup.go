@@ -19,21 +19,22 @@ const teOffered = 101
 // INVITE handler goroutine) until it is answered, fails, times out or the
 // caller cancels.
 func (c *Call) run(dest destination) {
-	a := c.a
-	brtp, err := c.e.cfg.Media.Open(c.id + "/callee")
+	brtp, err := c.e.cfg.Media.Open(c.id + "/" + c.calleeRole)
 	if err != nil {
 		c.e.log.Error("b2bua: no RTP port for a call", "err", err)
 		c.failSetup(503, "Service Unavailable", endFailed)
 		return
 	}
 	brtp.Start()
-	b := &leg{call: c, role: "callee", rtp: brtp}
+	b := &leg{call: c, role: c.calleeRole, rtp: brtp}
 	// Our offer to the callee: the caller's codecs in the caller's order,
 	// so the callee can pick the same one and no transcoding is needed.
 	var formats []sdp.Format
-	for _, f := range a.remote.Audio.Formats {
-		if cd := f.Codec(); cd != 0 && !hasCodec(formats, cd) {
-			formats = append(formats, cd.Format())
+	if c.a != nil {
+		for _, f := range c.a.remote.Audio.Formats {
+			if cd := f.Codec(); cd != 0 && !hasCodec(formats, cd) {
+				formats = append(formats, cd.Format())
+			}
 		}
 	}
 	for _, cd := range sdp.DefaultCodecs() {
@@ -75,7 +76,6 @@ func hasCodec(fs []sdp.Format, c sdp.Codec) bool {
 
 // makeForks builds one INVITE per contact, or one to the trunk.
 func (c *Call) makeForks(dest destination, offer []byte) []*fork {
-	in := c.a.uas.InviteRequest
 	e := c.e
 	var out []*fork
 	if dest.trunk != nil {
@@ -86,9 +86,13 @@ func (c *Call) makeForks(dest destination, offer []byte) []*fork {
 		f.user, f.pass = t.Username, t.Password
 		return append(out, f)
 	}
-	fromUser, fromName := in.From().Address.User, in.From().DisplayName
-	if c.w.From != "" {
-		fromUser, fromName = c.w.From, c.w.FromName
+	fromUser, fromName := c.w.From, c.w.FromName
+	if fromUser == "" && c.a != nil {
+		in := c.a.uas.InviteRequest
+		fromUser, fromName = in.From().Address.User, in.From().DisplayName
+	}
+	if fromUser == "" {
+		fromUser = "pbxd"
 	}
 	from := sip.FromHeader{DisplayName: fromName, Address: sip.Uri{Scheme: "sip", User: fromUser, Host: e.cfg.Host}}
 	to := sip.ToHeader{DisplayName: c.w.ToName, Address: sip.Uri{Scheme: "sip", User: dest.number, Host: e.cfg.Host}}
@@ -98,7 +102,17 @@ func (c *Call) makeForks(dest destination, offer []byte) []*fork {
 			c.log.Warn("unusable registered contact", "device", bnd.DeviceUsername, "err", err)
 			continue
 		}
-		out = append(out, c.newFork("device "+bnd.DeviceUsername, target, bnd.Transport, bnd.Source, from, to, offer))
+		to := to
+		if to.Address.User == "" {
+			to.Address.User = bnd.DeviceUsername // a user without an extension
+		}
+		f := c.newFork("device "+bnd.DeviceUsername, target, bnd.Transport, bnd.Source, from, to, offer)
+		if c.autoAnswer {
+			// Ask the phone to pick up by itself (an agent's own connection).
+			f.req.AppendHeader(sip.NewHeader("Call-Info", "<sip:"+e.cfg.Host+">;answer-after=0"))
+			f.req.AppendHeader(sip.NewHeader("Alert-Info", "<http://127.0.0.1>;info=alert-autoanswer"))
+		}
+		out = append(out, f)
 	}
 	return out
 }
@@ -133,9 +147,10 @@ func (c *Call) ring(forks []*fork) {
 			} else {
 				c.log.Debug("fork failed", "to", ev.f.desc, "err", ev.err)
 			}
-		case <-c.a.uas.Context().Done():
+		case <-c.cancelled:
 			// The caller cancelled: the transaction layer already answered
-			// 487 to the INVITE and 200 to the CANCEL.
+			// 487 to the INVITE and 200 to the CANCEL (or the originator
+			// gave up).
 			c.cancelForks(nil)
 			c.setEnd(endCancelled, 487)
 			c.hangup(endCancelled, "caller", c.a)
@@ -146,7 +161,7 @@ func (c *Call) ring(forks []*fork) {
 			return
 		case <-c.endCh:
 			c.cancelForks(nil)
-			_ = c.a.uas.Respond(503, "Service Unavailable", nil)
+			c.respondCaller(503, "Service Unavailable")
 			return
 		}
 	}
@@ -187,13 +202,28 @@ func (c *Call) setEnd(reason string, status int) {
 func (c *Call) failSetup(code int, reason, end string) {
 	c.setEnd(end, code)
 	c.hangup(end, "system", nil)
-	_ = c.a.uas.Respond(code, reason, nil)
+	c.respondCaller(code, reason)
+}
+
+// respondCaller sends a final failure to the caller, when there is one
+// (calls pbxd originates have none).
+func (c *Call) respondCaller(code int, reason string) {
+	if c.a != nil {
+		_ = c.a.uas.Respond(code, reason, nil)
+	}
 }
 
 // provisional relays the first 180 (or 183) to the caller, and on a 183
 // with SDP joins early media so the caller hears the callee's ringback
 // or announcements.
 func (c *Call) provisional(f *fork, res *sip.Response, relayed *bool) {
+	if c.a == nil {
+		if !*relayed && c.onProgress != nil {
+			c.onProgress(res.StatusCode)
+		}
+		*relayed = true
+		return
+	}
 	if res.StatusCode == 183 && len(res.Body()) > 0 && !c.earlyMedia {
 		if body, err := c.joinMedia(res, false); err == nil {
 			c.earlyMedia = true
@@ -236,6 +266,9 @@ func (c *Call) joinMedia(res *sip.Response, expect bool) ([]byte, error) {
 	c.mu.Unlock()
 	theirs := remote.Audio.Direction
 	b.applyMedia(remote, codec, remote.Audio.TelephoneEvent, theirs.Reverse(), expect)
+	if a == nil {
+		return nil, nil // originated: the owner bridges the leg
+	}
 
 	if !c.earlyMedia {
 		ans, err := sdp.NegotiatePrefer(a.remote, sdp.DefaultCodecs(), codec)
@@ -291,8 +324,12 @@ func (c *Call) answer(f *fork) {
 	c.record()
 	c.mu.Unlock()
 	c.e.addDialog(b)
-	c.a.rtp.OnTimeout(c.onMediaTimeout)
 	b.rtp.OnTimeout(c.onMediaTimeout)
+	if c.a == nil {
+		c.log.Info("call answered", "by", f.desc, "codec", b.codec.String())
+		return
+	}
+	c.a.rtp.OnTimeout(c.onMediaTimeout)
 	c.log.Info("call answered", "by", f.desc, "codec", c.a.codec.String()+"/"+b.codec.String())
 	if err := c.a.uas.Respond(200, "OK", body, sip.NewHeader("Content-Type", "application/sdp")); err != nil {
 		c.log.Info("caller never confirmed the answer", "err", err)
@@ -304,5 +341,5 @@ func (c *Call) answer(f *fork) {
 // not had a final response yet.
 func (c *Call) hangupBefore200(code int, reason string) {
 	c.hangup(endFailed, "system", c.a)
-	_ = c.a.uas.Respond(code, reason, nil)
+	c.respondCaller(code, reason)
 }
