@@ -42,7 +42,9 @@ type CallError struct {
 	Reason string
 }
 
-func (e *CallError) Error() string { return fmt.Sprintf("b2bua: call failed: %d %s", e.Status, e.Reason) }
+func (e *CallError) Error() string {
+	return fmt.Sprintf("b2bua: call failed: %d %s", e.Status, e.Reason)
+}
 
 // ErrClosed is returned once the engine is shutting down.
 var ErrClosed = errors.New("b2bua: engine closed")
