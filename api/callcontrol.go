@@ -1,5 +1,14 @@
 package api
 
+import (
+	"errors"
+	"net/http"
+	"strings"
+
+	"pbxd/pbx/agents"
+	"pbxd/store"
+)
+
 // CallControl is the live call runtime behind the agent operations (the
 // agents manager in pbx). The API holds it in Config.Calls; nil means the
 // box runs without it (tests of the identity API).
@@ -19,9 +28,424 @@ type AgentCallState struct {
 	InConference bool   `json:"inConference"`
 	// Workitems are the calls the user is in.
 	Workitems []string `json:"workitems"`
+	// Monitoring is the agent a supervisor is monitoring, and how.
+	Monitoring     string `json:"monitoring,omitempty"`
+	MonitoringMode string `json:"monitoringMode,omitempty"`
+}
+
+// AgentCalls adapts the pbx agents manager to CallControl and serves the
+// call-control routes.
+type AgentCalls struct{ M *agents.Manager }
+
+// AgentState implements CallControl.
+func (c AgentCalls) AgentState(userID string) AgentCallState {
+	st := c.M.State(userID)
+	out := AgentCallState{Connection: st.Connection, InMute: st.InMute, InConference: st.InConference, Workitems: st.Workitems,
+		Monitoring: st.Watching, MonitoringMode: st.Mode}
+	if out.Workitems == nil {
+		out.Workitems = []string{}
+	}
+	return out
+}
+
+// Disconnect implements CallControl.
+func (c AgentCalls) Disconnect(userID string) error { return c.M.Disconnect(userID) }
+
+// Problem types of call control.
+const (
+	ProbNotConnected     = probPrefix + "not-connected"
+	ProbAlreadyConnected = probPrefix + "already-connected"
+	ProbInCall           = probPrefix + "in-call"
+	ProbNotInConference  = probPrefix + "not-in-conference"
+	ProbNotMonitoring    = probPrefix + "not-monitoring"
+	ProbCallControlOff   = probPrefix + "call-control-unavailable"
+)
+
+var callTitles = map[string]string{
+	ProbNotConnected:     "Not connected to the server",
+	ProbAlreadyConnected: "Already connected",
+	ProbInCall:           "Already in a call",
+	ProbNotInConference:  "Not in a conference",
+	ProbNotMonitoring:    "Not monitoring",
+	ProbCallControlOff:   "Call control is not running",
+}
+
+func callProblem(status int, typ, detail string) *Problem {
+	return &Problem{Type: typ, Title: callTitles[typ], Status: status, Detail: detail}
+}
+
+// callError maps the runtime's errors to problems.
+func callError(err error) error {
+	switch {
+	case errors.Is(err, agents.ErrNotConnected):
+		return callProblem(http.StatusConflict, ProbNotConnected, "connect to the server first (POST /api/v1/connection)")
+	case errors.Is(err, agents.ErrAlreadyConnected):
+		return callProblem(http.StatusConflict, ProbAlreadyConnected, "the connection is up or being set up")
+	case errors.Is(err, agents.ErrBusy):
+		return callProblem(http.StatusConflict, ProbInCall, "already in a call: give conferenceWorkitemId to add a party")
+	case errors.Is(err, agents.ErrNotInConference):
+		return callProblem(http.StatusConflict, ProbNotInConference, "there is no conference to leave or enter")
+	case errors.Is(err, agents.ErrMonitoring):
+		return callProblem(http.StatusConflict, ProbNotMonitoring, "not monitoring anyone")
+	case errors.Is(err, agents.ErrSelf):
+		return invalid("id", "a supervisor cannot monitor themselves")
+	case errors.Is(err, agents.ErrNoWorkitem):
+		return notFound("live call")
+	case errors.Is(err, agents.ErrClosed):
+		return problem(http.StatusServiceUnavailable, ProbServiceUnavailable, "shutting down")
+	}
+	return err
 }
 
 // callControlRoutes are the operations that act on live calls: the agent's
 // connection, dial, mute, conference, supervisor monitoring and
 // terminating workitems.
-func (s *Server) callControlRoutes() []*route { return nil }
+func (s *Server) callControlRoutes() []*route {
+	userQ := []string{"userId"}
+	return []*route{
+		{method: "GET", pattern: "/api/v1/connection", summary: "The connection to the server: disconnected, connecting or connected, with mute and conference state", tag: "call control",
+			query: userQ, resp: AgentCallState{}, h: s.handleGetConnection},
+		{method: "POST", pattern: "/api/v1/connection", summary: "connectToServer: pbxd calls the agent's phone and keeps that leg up (202; progress as events)", tag: "call control",
+			query: userQ, resp: AgentCallState{}, status: http.StatusAccepted, h: s.handleConnect},
+		{method: "DELETE", pattern: "/api/v1/connection", summary: "disconnectFromServer: hang up the connection and every call in progress", tag: "call control",
+			query: userQ, status: http.StatusNoContent, h: s.handleDisconnect},
+		{method: "POST", pattern: "/api/v1/dial", summary: "dial: place a call bridged to the agent's connection (or into a call with conferenceWorkitemId); the workitem id comes back at once", tag: "call control",
+			query: userQ, req: dialPayload{}, resp: dialResponse{}, h: s.handleDial},
+		{method: "POST", pattern: "/api/v1/mute", summary: "mute: the agent's audio stops reaching the others; the agent still hears them", tag: "call control",
+			query: userQ, resp: AgentCallState{}, h: s.handleMute},
+		{method: "DELETE", pattern: "/api/v1/mute", summary: "unMute", tag: "call control",
+			query: userQ, resp: AgentCallState{}, h: s.handleUnmute},
+		{method: "POST", pattern: "/api/v1/conference", summary: "enterConference: go back into the conference the agent stepped out of", tag: "call control",
+			query: userQ, resp: AgentCallState{}, h: s.handleEnterConference},
+		{method: "DELETE", pattern: "/api/v1/conference", summary: "exitConference: step out; the other parties stay connected", tag: "call control",
+			query: userQ, resp: AgentCallState{}, h: s.handleExitConference},
+		{method: "POST", pattern: "/api/v1/users/{id}/listen", summary: "listen: a connected supervisor hears the agent and the customer, unheard", tag: "monitoring",
+			resp: AgentCallState{}, h: s.monitorHandler(agents.Listen)},
+		{method: "POST", pattern: "/api/v1/users/{id}/coach", summary: "coach: only the agent hears the supervisor", tag: "monitoring",
+			resp: AgentCallState{}, h: s.monitorHandler(agents.Coach)},
+		{method: "POST", pattern: "/api/v1/users/{id}/join", summary: "join: the supervisor barges in; everyone hears everyone", tag: "monitoring",
+			resp: AgentCallState{}, h: s.monitorHandler(agents.Join)},
+		{method: "DELETE", pattern: "/api/v1/users/{id}/monitoring", summary: "Stop monitoring the agent", tag: "monitoring",
+			status: http.StatusNoContent, h: s.handleStopMonitoring},
+		{method: "DELETE", pattern: "/api/v1/workitems/{id}", summary: "terminateWorkitem: end a live call (its owner, a supervisor or an admin)", tag: "workitems",
+			status: http.StatusNoContent, h: s.handleTerminateWorkitem},
+	}
+}
+
+// calls returns the runtime or a 503 problem.
+func (s *Server) calls() (AgentCalls, *Problem) {
+	ac, ok := s.cfg.Calls.(AgentCalls)
+	if !ok || ac.M == nil {
+		return AgentCalls{}, callProblem(http.StatusServiceUnavailable, ProbCallControlOff, "this server runs without call control")
+	}
+	return ac, nil
+}
+
+// isSupervisor: admins and supervisors may act on other agents.
+func isSupervisor(p *Principal) bool {
+	return p.IsAdmin() || (p.Kind == KindUser && p.User.HasRole(roleSupervisor))
+}
+
+// roleSupervisor is the role that may monitor agents and act for them.
+const roleSupervisor = "ROLE_SUPERVISOR"
+
+// actingFor is the user a call-control request is for: the caller, or
+// with ?userId= a user a supervisor, an admin or a service user with
+// calls:control acts for.
+func actingFor(r *http.Request, p *Principal) (string, *Problem) {
+	q := r.URL.Query()
+	for k, v := range q {
+		if k != "userId" || len(v) > 1 {
+			return "", invalid(k, "unknown query parameter")
+		}
+	}
+	if !p.Can(store.ScopeCallsControl) {
+		return "", forbidden("call control needs the calls:control permission")
+	}
+	uid := q.Get("userId")
+	switch {
+	case uid == "" && p.Kind == KindUser:
+		return p.ID, nil
+	case uid == "":
+		return "", invalid("userId", "a service user must say which user it acts for")
+	case !store.ValidID(uid):
+		return "", invalid("userId", "is not a user id")
+	case p.IsSelf(uid) || isSupervisor(p) || p.Kind == KindService:
+		return uid, nil
+	}
+	return "", forbidden("only supervisors and admins act for other users")
+}
+
+func (s *Server) handleGetConnection(w http.ResponseWriter, r *http.Request, p *Principal) error {
+	uid, prob := actingFor(r, p)
+	if prob != nil {
+		return prob
+	}
+	ac, prob := s.calls()
+	if prob != nil {
+		return prob
+	}
+	writeJSON(w, http.StatusOK, ac.AgentState(uid))
+	return nil
+}
+
+func (s *Server) handleConnect(w http.ResponseWriter, r *http.Request, p *Principal) error {
+	uid, prob := actingFor(r, p)
+	if prob != nil {
+		return prob
+	}
+	ac, prob := s.calls()
+	if prob != nil {
+		return prob
+	}
+	if err := ac.M.Connect(uid); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return notFound("user " + uid)
+		}
+		return callError(err)
+	}
+	writeJSON(w, http.StatusAccepted, ac.AgentState(uid))
+	return nil
+}
+
+func (s *Server) handleDisconnect(w http.ResponseWriter, r *http.Request, p *Principal) error {
+	uid, prob := actingFor(r, p)
+	if prob != nil {
+		return prob
+	}
+	ac, prob := s.calls()
+	if prob != nil {
+		return prob
+	}
+	if err := ac.M.Disconnect(uid); err != nil {
+		return callError(err)
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// dialPayload is the spec's DialPayload.
+type dialPayload struct {
+	CampaignID           string `json:"campaignId"`
+	ConferenceWorkitemID string `json:"conferenceWorkitemId"`
+	ContactID            string `json:"contactId"`
+	Context              string `json:"context"`
+	ConversationID       string `json:"conversationId"`
+	Force                bool   `json:"force"`
+	Name                 string `json:"name"`
+	Option               string `json:"option"`
+	SpoofWorkitemID      string `json:"spoofWorkitemId"`
+	TicketID             string `json:"ticketId"`
+	To                   string `json:"to"`
+	WorkitemID           string `json:"workitemId"`
+}
+
+// dialResponse is the spec's DialResponse.
+type dialResponse struct {
+	WorkitemID string `json:"workitemId"`
+	URI        string `json:"uri"`
+	State      string `json:"state"`
+}
+
+func validNumber(s string) bool {
+	if s == "" || len(s) > 32 {
+		return false
+	}
+	for i, c := range s {
+		if !(c >= '0' && c <= '9' || c == '*' || c == '#' || (c == '+' && i == 0)) {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Server) handleDial(w http.ResponseWriter, r *http.Request, p *Principal) error {
+	uid, prob := actingFor(r, p)
+	if prob != nil {
+		return prob
+	}
+	var in dialPayload
+	if prob := decodeJSON(w, r, &in); prob != nil {
+		return prob
+	}
+	in.To = strings.TrimSpace(in.To)
+	if !validNumber(in.To) {
+		return invalid("to", "is required: a number of digits, * and #, with an optional leading +")
+	}
+	if in.ConferenceWorkitemID != "" && !store.ValidID(in.ConferenceWorkitemID) {
+		return invalid("conferenceWorkitemId", "is not a workitem id")
+	}
+	if len(in.Context) > 2000 || len(in.Name) > 200 {
+		return invalid("context", "context at most 2000 and name at most 200 characters")
+	}
+	ac, prob := s.calls()
+	if prob != nil {
+		return prob
+	}
+	req := agents.DialRequest{To: in.To, Name: in.Name, ConferenceWorkitemID: in.ConferenceWorkitemID,
+		Extra: store.WorkitemExt{ContactID: in.ContactID, CampaignID: in.CampaignID, Context: in.Context, Name: in.Name}}
+	id, err := ac.M.Dial(uid, req)
+	if err != nil {
+		return callError(err)
+	}
+	writeJSON(w, http.StatusOK, dialResponse{WorkitemID: id, URI: workitemURI(id), State: "ringing"})
+	return nil
+}
+
+func (s *Server) muteHandler(on bool) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, p *Principal) error {
+		uid, prob := actingFor(r, p)
+		if prob != nil {
+			return prob
+		}
+		ac, prob := s.calls()
+		if prob != nil {
+			return prob
+		}
+		if err := ac.M.Mute(uid, on); err != nil {
+			return callError(err)
+		}
+		writeJSON(w, http.StatusOK, ac.AgentState(uid))
+		return nil
+	}
+}
+
+func (s *Server) handleMute(w http.ResponseWriter, r *http.Request, p *Principal) error {
+	return s.muteHandler(true)(w, r, p)
+}
+
+func (s *Server) handleUnmute(w http.ResponseWriter, r *http.Request, p *Principal) error {
+	return s.muteHandler(false)(w, r, p)
+}
+
+func (s *Server) conferenceHandler(enter bool) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, p *Principal) error {
+		uid, prob := actingFor(r, p)
+		if prob != nil {
+			return prob
+		}
+		ac, prob := s.calls()
+		if prob != nil {
+			return prob
+		}
+		var err error
+		if enter {
+			err = ac.M.EnterConference(uid)
+		} else {
+			err = ac.M.ExitConference(uid)
+		}
+		if err != nil {
+			return callError(err)
+		}
+		writeJSON(w, http.StatusOK, ac.AgentState(uid))
+		return nil
+	}
+}
+
+func (s *Server) handleEnterConference(w http.ResponseWriter, r *http.Request, p *Principal) error {
+	return s.conferenceHandler(true)(w, r, p)
+}
+
+func (s *Server) handleExitConference(w http.ResponseWriter, r *http.Request, p *Principal) error {
+	return s.conferenceHandler(false)(w, r, p)
+}
+
+// monitorHandler starts or switches supervisor monitoring of the agent in
+// the path; every start and switch is audited.
+func (s *Server) monitorHandler(mode string) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, p *Principal) error {
+		agentID, prob := pathID(r, "id")
+		if prob != nil {
+			return prob
+		}
+		if p.Kind != KindUser || !isSupervisor(p) {
+			return forbidden("monitoring needs a supervisor or an admin, on their own connection")
+		}
+		ac, prob := s.calls()
+		if prob != nil {
+			return prob
+		}
+		before := ac.M.State(p.ID)
+		if err := ac.M.Monitor(p.ID, agentID, mode); err != nil {
+			return callError(err)
+		}
+		action := "monitoring.start"
+		if before.Watching == agentID {
+			action = "monitoring.switch"
+		}
+		err := s.st.Update(func(tx *store.Tx) error {
+			return s.audit(tx, r, p, action, "user", agentID, map[string]string{"mode": mode, "previous": before.Mode})
+		})
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, ac.AgentState(p.ID))
+		return nil
+	}
+}
+
+func (s *Server) handleStopMonitoring(w http.ResponseWriter, r *http.Request, p *Principal) error {
+	agentID, prob := pathID(r, "id")
+	if prob != nil {
+		return prob
+	}
+	if p.Kind != KindUser || !isSupervisor(p) {
+		return forbidden("monitoring needs a supervisor or an admin")
+	}
+	ac, prob := s.calls()
+	if prob != nil {
+		return prob
+	}
+	if st := ac.M.State(p.ID); st.Watching != agentID {
+		return callProblem(http.StatusConflict, ProbNotMonitoring, "not monitoring this agent")
+	}
+	if err := ac.M.StopMonitoring(p.ID); err != nil {
+		return callError(err)
+	}
+	err := s.st.Update(func(tx *store.Tx) error {
+		return s.audit(tx, r, p, "monitoring.stop", "user", agentID, nil)
+	})
+	if err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// handleTerminateWorkitem ends a live call: its owner may, and so may
+// supervisors and admins.
+func (s *Server) handleTerminateWorkitem(w http.ResponseWriter, r *http.Request, p *Principal) error {
+	id, prob := pathID(r, "id")
+	if prob != nil {
+		return prob
+	}
+	if !p.Can(store.ScopeCallsControl) {
+		return forbidden("ending calls needs the calls:control permission")
+	}
+	ac, prob := s.calls()
+	if prob != nil {
+		return prob
+	}
+	owner := ac.M.Owner(id)
+	if owner == "" {
+		return notFound("live call " + id)
+	}
+	by := "agent"
+	if !p.IsSelf(owner) {
+		if !isSupervisor(p) && p.Kind != KindService {
+			return notFound("live call " + id)
+		}
+		by = "supervisor"
+	}
+	if err := ac.M.Terminate(id, by); err != nil {
+		return callError(err)
+	}
+	err := s.st.Update(func(tx *store.Tx) error {
+		return s.audit(tx, r, p, "workitem.terminate", "workitem", id, map[string]string{"owner": owner})
+	})
+	if err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}

@@ -18,6 +18,7 @@ import (
 
 	"pbxd/media"
 	"pbxd/media/rtpleg"
+	"pbxd/pbx/agents"
 	"pbxd/pbx/b2bua"
 	"pbxd/pbx/digest"
 	"pbxd/pbx/registrar"
@@ -52,7 +53,9 @@ type Config struct {
 	// KeepAlive is the interval of OPTIONS pings to UDP contacts (30 s
 	// when zero; negative disables them).
 	KeepAlive time.Duration
-	Version   string
+	// Publish, when set, reports live call state to users' event streams.
+	Publish func(userID, typ string, data any)
+	Version string
 }
 
 // Server is pbxd's SIP engine: transports, the registrar and the call
@@ -68,6 +71,7 @@ type Server struct {
 	media  *rtpleg.Engine
 	mix    *media.MixClock
 	calls  *b2bua.Engine
+	agents *agents.Manager
 	ping   *registrar.KeepAlive
 	trunks *trunks.Manager
 	wg     sync.WaitGroup
@@ -161,6 +165,7 @@ func Start(cfg Config) (*Server, error) {
 		s.ua.Close()
 		return nil, err
 	}
+	s.agents = agents.New(agents.Config{Store: cfg.Store, Calls: s.calls, MixClock: s.mix, Publish: cfg.Publish, Logger: cfg.Logger})
 	s.srv.OnRegister(sane(reg.HandleRegister))
 	s.srv.OnOptions(sane(handleOptions))
 	s.srv.OnInvite(sane(s.calls.HandleInvite))
@@ -271,6 +276,9 @@ func (s *Server) served(network string, err error) {
 // Addr is the bound SIP address (UDP and TCP share it).
 func (s *Server) Addr() string { return s.udp.LocalAddr().String() }
 
+// Agents is the contact-center call runtime.
+func (s *Server) Agents() *agents.Manager { return s.agents }
+
 // Stats reports live calls, dialogs and RTP legs.
 func (s *Server) Stats() b2bua.Stats { return s.calls.Stats() }
 
@@ -314,6 +322,7 @@ func (s *Server) TLSAddr() string {
 func (s *Server) Close() error {
 	s.close.Do(func() {
 		// Hang up calls while the sockets can still carry the BYEs.
+		s.agents.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		s.calls.Close(ctx)
 		cancel()

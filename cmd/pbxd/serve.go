@@ -108,7 +108,7 @@ func runServe(ctx context.Context, cfg *serveConfig, log *slog.Logger) error {
 	defer sip.Close()
 
 	srv := api.New(api.Config{Store: st, Logger: log, Version: version, SessionTTL: cfg.SessionTTL, SIPRealm: cfg.SIPRealm,
-		Trunks: sip.Trunks(), Gauges: sipGauges(sip)})
+		Trunks: sip.Trunks(), Calls: api.AgentCalls{M: sip.Agents()}, Gauges: sipGauges(sip)})
 	defer srv.Close()
 
 	// The password source is read only when there is no admin yet: the file

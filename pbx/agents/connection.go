@@ -1,0 +1,160 @@
+package agents
+
+import (
+	"context"
+	"time"
+
+	"pbxd/media"
+	"pbxd/pbx/b2bua"
+	"pbxd/store"
+)
+
+// connectRing bounds how long the agent's phone may ring.
+const connectRing = 60 * time.Second
+
+// Connect places the connection to the agent's phone (connectToServer):
+// pbxd calls the user's registered devices, asking them to answer by
+// themselves, and keeps that leg up. It returns at once; the connection
+// state arrives as events and in State.
+func (m *Manager) Connect(userID string) error {
+	var u *store.User
+	if err := m.cfg.Store.View(func(tx *store.Tx) (err error) { u, err = tx.GetUser(userID); return err }); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return ErrClosed
+	}
+	a := m.get(userID)
+	if a.state != Disconnected {
+		m.mu.Unlock()
+		return ErrAlreadyConnected
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), connectRing)
+	a.state, a.cancel = Connecting, cancel
+	a.gen++
+	gen := a.gen
+	m.wg.Add(1)
+	m.mu.Unlock()
+	m.publish(userID, "connection", map[string]any{"state": Connecting})
+
+	req := connectionTarget(u)
+	req.Role, req.AutoAnswer = "agent", true
+	req.OnEnd = func(reason string) { m.connectionEnded(userID, reason) }
+	go func() {
+		defer m.wg.Done()
+		defer cancel()
+		placed, err := m.cfg.Calls.Originate(ctx, req)
+		m.mu.Lock()
+		if err != nil {
+			if a.gen == gen && a.state == Connecting {
+				a.state, a.cancel = Disconnected, nil
+			}
+			m.mu.Unlock()
+			reason := "failed"
+			if ce, ok := err.(*b2bua.CallError); ok {
+				reason = ce.Reason
+			}
+			m.log.Info("agent connection failed", "user", userID, "err", err)
+			m.publish(userID, "connection", map[string]any{"state": Disconnected, "reason": reason})
+			return
+		}
+		if a.gen != gen || a.state != Connecting {
+			// Disconnected while the phone was answering.
+			m.mu.Unlock()
+			placed.Hangup()
+			return
+		}
+		a.state, a.cancel, a.conn = Connected, nil, placed
+		a.bridge = media.NewBridge(media.BridgeConfig{Clock: m.cfg.MixClock})
+		a.bridge.Add(placed.Media())
+		a.out, a.muted = false, false
+		m.mu.Unlock()
+		m.log.Info("agent connected", "user", userID)
+		m.publish(userID, "connection", map[string]any{"state": Connected})
+	}()
+	return nil
+}
+
+// connectionTarget is what connectToServer calls: the user's registered
+// devices (the default), or an external number through a trunk.
+func connectionTarget(u *store.User) b2bua.OriginateRequest {
+	return b2bua.OriginateRequest{UserID: u.ID, FromNumber: "pbxd", FromName: "pbxd"}
+}
+
+// Disconnect hangs up the agent's connection and every call the agent is
+// in (disconnectFromServer); a supervisor's monitoring ends too.
+func (m *Manager) Disconnect(userID string) error {
+	m.mu.Lock()
+	a := m.agents[userID]
+	if a == nil || a.state == Disconnected {
+		m.mu.Unlock()
+		return ErrNotConnected
+	}
+	var hang []*b2bua.Placed
+	if a.cancel != nil {
+		a.cancel()
+		a.cancel = nil
+	}
+	conn := a.conn
+	hang = append(hang, m.teardown(a)...)
+	m.mu.Unlock()
+	for _, p := range hang {
+		p.HangupBy("agent")
+	}
+	if conn != nil {
+		conn.HangupBy("agent")
+	}
+	m.publish(userID, "connection", map[string]any{"state": Disconnected, "reason": "disconnected"})
+	return nil
+}
+
+// connectionEnded handles a connection leg that ended by itself (the
+// agent hung up the phone, its media stopped): state goes disconnected,
+// the agent's calls end.
+func (m *Manager) connectionEnded(userID, reason string) {
+	m.mu.Lock()
+	a := m.agents[userID]
+	if a == nil || a.state != Connected {
+		m.mu.Unlock()
+		return
+	}
+	hang := m.teardown(a)
+	m.mu.Unlock()
+	for _, p := range hang {
+		p.HangupBy("system")
+	}
+	m.log.Info("agent connection dropped", "user", userID, "reason", reason)
+	m.publish(userID, "connection", map[string]any{"state": Disconnected, "reason": reason})
+}
+
+// teardown resets an agent to disconnected and returns the calls to hang
+// up (outside m.mu: hanging up calls back into the manager). Monitoring
+// in either direction ends.
+func (m *Manager) teardown(a *agent) []*b2bua.Placed {
+	var hang []*b2bua.Placed
+	for id, c := range a.calls {
+		if c.cancel != nil {
+			c.cancel()
+		}
+		if c.placed != nil {
+			hang = append(hang, c.placed)
+		}
+		delete(a.calls, id)
+	}
+	if a.watching != "" {
+		m.stopWatchingLocked(a)
+	}
+	for sup := range a.watchers {
+		if s := m.agents[sup]; s != nil {
+			m.stopWatchingLocked(s)
+		}
+	}
+	if a.bridge != nil {
+		a.bridge.Close()
+		a.bridge = nil
+	}
+	a.state, a.conn, a.out, a.muted = Disconnected, nil, false, false
+	return hang
+}
