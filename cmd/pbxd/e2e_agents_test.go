@@ -1,8 +1,11 @@
 package main
 
 import (
+	"strings"
 	"testing"
 	"time"
+
+	"pbxd/media/tone"
 )
 
 // agentUser makes a user who logs in (ROLE_AGENT) with an extension and a
@@ -88,4 +91,127 @@ func TestAgentConnectDialMute(t *testing.T) {
 	}
 	w := b.lastWorkitem()
 	wantWorkitem(t, w, map[string]any{"id": wid, "type": "InternalCall", "to": "802", "endReason": "completed"})
+}
+
+// toneShare is how much of what a party received in [from, to) is the tone
+// hz (media/tone's Goertzel ratio: present ≥ 0.1, absent < 0.01).
+func toneShare(c *rtpCapture, port int, from, to time.Time, hz float64) float64 {
+	f := c.ToDuring(port, from, to)
+	return tone.Detect(f.Samples, 8000, []float64{hz})[hz]
+}
+
+// party is one phone in a multi-party test: its media port and tone.
+type party struct {
+	name string
+	port int
+	hz   float64
+}
+
+// wantHears checks who hears whom in a time window: for each listener,
+// the tones it must hear and those it must not.
+func wantHears(t *testing.T, c *rtpCapture, what string, from, to time.Time, listener party, hears []party, deaf []party) {
+	t.Helper()
+	for _, p := range hears {
+		if s := toneShare(c, listener.port, from, to, p.hz); s < tone.PresentRatio {
+			t.Errorf("%s: %s should hear %s (%.0f Hz): share %.3f", what, listener.name, p.name, p.hz, s)
+		}
+	}
+	for _, p := range deaf {
+		if s := toneShare(c, listener.port, from, to, p.hz); s >= tone.AbsentRatio {
+			t.Errorf("%s: %s should not hear %s (%.0f Hz): share %.3f", what, listener.name, p.name, p.hz, s)
+		}
+	}
+}
+
+// TestAgentConferenceAndMonitoring: an agent dials a customer, then a
+// third party into the same call (a conference of three: each hears the
+// other two, never itself); the agent steps out (the other two go on
+// talking) and back in. Then a supervisor listens (hears both, heard by
+// nobody), switches live to coach (only the agent hears the supervisor)
+// and to join (everyone hears everyone), and terminates the call.
+func TestAgentConferenceAndMonitoring(t *testing.T) {
+	t.Parallel()
+	b := startCallBox(t)
+	_, agentTok := b.agentUser("agent2", "811")
+	_, supTok := b.agentUser("super2", "819", "ROLE_ADMIN")
+	b.phoneUser("cust2", "812", nil)
+	b.phoneUser("third2", "813", nil)
+	agentID := b.userID(t, b.admin, "agent2")
+
+	phone := func(dev string, hz float64) party {
+		p := startSIPpUAS(t, sippOpts{Scenario: "uas_answer.xml", ToneHz: hz, Register: b.registration(dev), Audio: 40 * time.Second, Timeout: 60 * time.Second})
+		return party{name: dev, port: p.MediaPort, hz: hz}
+	}
+	agent, cust, third, sup := phone("agent2-dev", 700), phone("cust2-dev", 1300), phone("third2-dev", 1900), phone("super2-dev", 400)
+	c := startRTPCapture(t, agent.port, cust.port, third.port, sup.port)
+	b.do("POST", "/api/v1/connection", agentTok, nil).want(t, 202)
+	b.do("POST", "/api/v1/connection", supTok, nil).want(t, 202)
+	b.waitConnection(agentTok, "connected")
+	b.waitConnection(supTok, "connected")
+
+	wid := b.do("POST", "/api/v1/dial", agentTok, map[string]any{"to": "812"}).want(t, 200).str("workitemId")
+	time.Sleep(1500 * time.Millisecond)
+	b.do("POST", "/api/v1/dial", agentTok, map[string]any{"to": "813", "conferenceWorkitemId": wid}).want(t, 200)
+	time.Sleep(500 * time.Millisecond)
+	if r := b.do("GET", "/api/v1/connection", agentTok, nil).want(t, 200); r.obj["inConference"] != true {
+		t.Errorf("not in conference: %s", r.raw)
+	}
+	confAt := time.Now()
+	time.Sleep(1500 * time.Millisecond)
+	b.do("DELETE", "/api/v1/conference", agentTok, nil).want(t, 200)
+	outAt := time.Now()
+	time.Sleep(1500 * time.Millisecond)
+	b.do("POST", "/api/v1/conference", agentTok, nil).want(t, 200)
+	backAt := time.Now()
+	time.Sleep(1500 * time.Millisecond)
+
+	b.do("POST", "/api/v1/users/"+agentID+"/listen", supTok, nil).want(t, 200)
+	listenAt := time.Now()
+	time.Sleep(1500 * time.Millisecond)
+	b.do("POST", "/api/v1/users/"+agentID+"/coach", supTok, nil).want(t, 200)
+	coachAt := time.Now()
+	time.Sleep(1500 * time.Millisecond)
+	b.do("POST", "/api/v1/users/"+agentID+"/join", supTok, nil).want(t, 200)
+	joinAt := time.Now()
+	time.Sleep(1500 * time.Millisecond)
+	endAt := time.Now()
+	// The supervisor ends the customer's call; the agent stays connected.
+	b.do("DELETE", "/api/v1/workitems/"+wid, supTok, nil).want(t, 204)
+	time.Sleep(300 * time.Millisecond)
+	if r := b.do("GET", "/api/v1/connection", agentTok, nil).want(t, 200); r.str("connection") != "connected" {
+		t.Errorf("terminating the call dropped the agent: %s", r.raw)
+	}
+	b.do("DELETE", "/api/v1/connection", agentTok, nil).want(t, 204)
+	b.do("DELETE", "/api/v1/connection", supTok, nil).want(t, 204)
+	c.Stop()
+
+	settle := 200 * time.Millisecond
+	w := func(from, to time.Time) (time.Time, time.Time) { return from.Add(settle), to }
+	f, to := w(confAt, outAt)
+	wantHears(t, c, "conference", f, to, agent, []party{cust, third}, []party{agent, sup})
+	wantHears(t, c, "conference", f, to, cust, []party{agent, third}, []party{cust, sup})
+	wantHears(t, c, "conference", f, to, third, []party{agent, cust}, []party{third, sup})
+	f, to = w(outAt, backAt)
+	wantHears(t, c, "agent out", f, to, cust, []party{third}, []party{agent})
+	wantHears(t, c, "agent out", f, to, third, []party{cust}, []party{agent})
+	wantHears(t, c, "agent out", f, to, agent, nil, []party{cust, third})
+	f, to = w(listenAt, coachAt)
+	wantHears(t, c, "listen", f, to, sup, []party{agent, cust, third}, nil)
+	wantHears(t, c, "listen", f, to, agent, []party{cust, third}, []party{sup})
+	wantHears(t, c, "listen", f, to, cust, []party{agent, third}, []party{sup})
+	f, to = w(coachAt, joinAt)
+	wantHears(t, c, "coach", f, to, agent, []party{sup, cust}, nil)
+	wantHears(t, c, "coach", f, to, cust, []party{agent}, []party{sup})
+	wantHears(t, c, "coach", f, to, third, nil, []party{sup})
+	f, to = w(joinAt, endAt)
+	wantHears(t, c, "join", f, to, agent, []party{sup, cust}, nil)
+	wantHears(t, c, "join", f, to, cust, []party{sup, agent}, nil)
+
+	// Every monitoring start and switch is audited.
+	audit := string(b.do("GET", "/api/v1/audit?rows=20", b.admin, nil).want(t, 200).raw)
+	for _, a := range []string{"monitoring.start", "monitoring.switch", "workitem.terminate"} {
+		if !strings.Contains(audit, a) {
+			t.Errorf("no %s in the audit log", a)
+		}
+	}
 }
