@@ -34,6 +34,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"pbxd/media/g711"
+	"pbxd/media/tone"
 )
 
 // audioRate is the sample rate of every G.711 stream here.
@@ -52,81 +55,14 @@ const toneAmplitude = 8000
 
 // --- G.711 ---
 
-// ulawEncode turns a linear sample into G.711 µ-law.
-func ulawEncode(s int16) byte {
-	const bias, clip = 0x84, 32635
-	v := int(s)
-	sign := 0
-	if v < 0 {
-		v = -v
-		sign = 0x80
-	}
-	if v > clip {
-		v = clip
-	}
-	v += bias
-	exp := 7
-	for mask := 0x4000; exp > 0 && v&mask == 0; mask >>= 1 {
-		exp--
-	}
-	mant := (v >> (exp + 3)) & 0x0f
-	return ^byte(sign | exp<<4 | mant)
-}
-
-// ulawDecode turns G.711 µ-law into a linear sample.
-func ulawDecode(b byte) int16 {
-	b = ^b
-	exp := int(b>>4) & 7
-	mant := int(b & 0x0f)
-	v := ((mant<<3)+0x84)<<exp - 0x84
-	if b&0x80 != 0 {
-		v = -v
-	}
-	return int16(v)
-}
-
-// alawEncode turns a linear sample into G.711 A-law.
-func alawEncode(s int16) byte {
-	v := int(s) >> 3 // A-law works on 13 bits
-	sign := byte(0x80)
-	if v < 0 {
-		v = -v - 1
-		sign = 0
-	}
-	var out byte
-	switch {
-	case v < 32:
-		out = byte(v >> 1)
-	default:
-		exp := 1
-		for v>>(exp+4) > 1 && exp < 7 {
-			exp++
-		}
-		if v >= 4096 {
-			v = 4095
-			exp = 7
-		}
-		out = byte(exp<<4) | byte((v>>exp)&0x0f)
-	}
-	return (out | sign) ^ 0x55
-}
-
-// alawDecode turns G.711 A-law into a linear sample.
-func alawDecode(b byte) int16 {
-	b ^= 0x55
-	exp := int(b>>4) & 7
-	mant := int(b & 0x0f)
-	var v int
-	if exp == 0 {
-		v = mant<<4 + 8
-	} else {
-		v = (mant<<4 + 0x108) << (exp - 1)
-	}
-	if b&0x80 == 0 {
-		v = -v
-	}
-	return int16(v)
-}
+// The tests code and decode G.711 with pbxd's own tables (media/g711,
+// checked there sample by sample against golden data).
+var (
+	ulawEncode = g711.EncodeUlaw
+	ulawDecode = g711.DecodeUlaw
+	alawEncode = g711.EncodeAlaw
+	alawDecode = g711.DecodeAlaw
+)
 
 // g711Decode decodes an RTP payload of static payload type 0 (PCMU) or 8
 // (PCMA); other payload types give nil.
@@ -161,45 +97,14 @@ func codecPT(name string) (uint8, bool) {
 // --- tones and levels ---
 
 // toneSamples is n samples of a sine at hz with amplitude peak, at 8 kHz.
-func toneSamples(hz, peak float64, n int) []int16 {
-	out := make([]int16, n)
-	for i := range out {
-		out[i] = int16(peak * math.Sin(2*math.Pi*hz*float64(i)/audioRate))
-	}
-	return out
-}
+func toneSamples(hz, peak float64, n int) []int16 { return tone.Sine(hz, int16(peak), audioRate, n) }
 
 // rms is the root mean square of s.
-func rms(s []int16) float64 {
-	if len(s) == 0 {
-		return 0
-	}
-	var sum float64
-	for _, v := range s {
-		sum += float64(v) * float64(v)
-	}
-	return math.Sqrt(sum / float64(len(s)))
-}
+func rms(s []int16) float64 { return tone.RMS(s) }
 
 // goertzel estimates the amplitude of the hz component of s (8 kHz): a
-// sine of peak A at hz gives about A.
-func goertzel(s []int16, hz float64) float64 {
-	if len(s) == 0 {
-		return 0
-	}
-	w := 2 * math.Pi * hz / audioRate
-	k := 2 * math.Cos(w)
-	var s1, s2 float64
-	for _, v := range s {
-		s0 := float64(v) + k*s1 - s2
-		s2, s1 = s1, s0
-	}
-	p := s1*s1 + s2*s2 - k*s1*s2
-	if p < 0 {
-		p = 0
-	}
-	return 2 * math.Sqrt(p) / float64(len(s))
-}
+// sine of peak A at hz gives about A (tone.Power gives A²/2).
+func goertzel(s []int16, hz float64) float64 { return math.Sqrt(2 * tone.Power(s, hz, audioRate)) }
 
 // audioLevels describes audio cut into 20 ms blocks.
 type audioLevels struct {
@@ -240,13 +145,9 @@ func measureAudio(s []int16, hz float64) audioLevels {
 // writeWAV writes 16-bit PCM mono samples at rate as a WAV file.
 func writeWAV(path string, rate int, samples []int16) error {
 	var b bytes.Buffer
-	data := len(samples) * 2
-	b.WriteString("RIFF")
-	put(&b, binary.LittleEndian, uint32(36+data))
-	b.WriteString("WAVEfmt ")
-	put(&b, binary.LittleEndian, uint32(16), uint16(1), uint16(1), uint32(rate), uint32(rate*2), uint16(2), uint16(16))
-	b.WriteString("data")
-	put(&b, binary.LittleEndian, uint32(data), samples)
+	if err := tone.WriteWAV(&b, rate, 1, samples); err != nil {
+		return err
+	}
 	return os.WriteFile(path, b.Bytes(), 0o644)
 }
 
