@@ -164,39 +164,11 @@ type Credentials struct {
 // Parse reads a Digest credentials header value.
 func Parse(h string) (Credentials, error) {
 	var c Credentials
-	if len(h) > 4096 {
-		return c, ErrMalformed
+	params, err := ParseParams(h)
+	if err != nil {
+		return c, err
 	}
-	scheme, rest, ok := strings.Cut(strings.TrimSpace(h), " ")
-	if !ok || !strings.EqualFold(scheme, "Digest") {
-		return c, ErrMalformed
-	}
-	seen := map[string]bool{}
-	for rest = strings.TrimSpace(rest); rest != ""; {
-		eq := strings.IndexByte(rest, '=')
-		if eq <= 0 {
-			return c, ErrMalformed
-		}
-		name := strings.ToLower(strings.TrimSpace(rest[:eq]))
-		rest = strings.TrimLeft(rest[eq+1:], " \t")
-		var val string
-		if strings.HasPrefix(rest, `"`) {
-			end := strings.IndexByte(rest[1:], '"')
-			if end < 0 {
-				return c, ErrMalformed
-			}
-			val, rest = rest[1:1+end], rest[2+end:]
-		} else {
-			end := strings.IndexAny(rest, ", \t")
-			if end < 0 {
-				end = len(rest)
-			}
-			val, rest = rest[:end], rest[end:]
-		}
-		if seen[name] || strings.ContainsAny(val, "\r\n\x00") {
-			return c, ErrMalformed
-		}
-		seen[name] = true
+	for name, val := range params {
 		switch name {
 		case "username":
 			c.Username = val
@@ -219,18 +191,61 @@ func Parse(h string) (Credentials, error) {
 		case "opaque":
 			c.Opaque = val
 		}
-		rest = strings.TrimLeft(rest, " \t")
-		if rest != "" {
-			if rest[0] != ',' {
-				return c, ErrMalformed
-			}
-			rest = strings.TrimLeft(rest[1:], " \t")
-		}
 	}
 	if c.Username == "" || c.Nonce == "" || c.URI == "" || c.Response == "" {
 		return c, ErrMalformed
 	}
 	return c, nil
+}
+
+// ParseParams splits the value of a Digest header (credentials or a
+// challenge: `Digest name=token, name="quoted, string"`) into its
+// parameters, names in lower case. It refuses another scheme, a repeated
+// parameter, CR, LF or NUL in a value, and a list it cannot read, all
+// with ErrMalformed; it never reads past the value.
+func ParseParams(h string) (map[string]string, error) {
+	if len(h) > 4096 {
+		return nil, ErrMalformed
+	}
+	scheme, rest, ok := strings.Cut(strings.TrimSpace(h), " ")
+	if !ok || !strings.EqualFold(scheme, "Digest") {
+		return nil, ErrMalformed
+	}
+	params := map[string]string{}
+	for rest = strings.TrimSpace(rest); rest != ""; {
+		eq := strings.IndexByte(rest, '=')
+		if eq <= 0 {
+			return nil, ErrMalformed
+		}
+		name := strings.ToLower(strings.TrimSpace(rest[:eq]))
+		rest = strings.TrimLeft(rest[eq+1:], " \t")
+		var val string
+		if strings.HasPrefix(rest, `"`) {
+			end := strings.IndexByte(rest[1:], '"')
+			if end < 0 {
+				return nil, ErrMalformed
+			}
+			val, rest = rest[1:1+end], rest[2+end:]
+		} else {
+			end := strings.IndexAny(rest, ", \t")
+			if end < 0 {
+				end = len(rest)
+			}
+			val, rest = rest[:end], rest[end:]
+		}
+		if _, dup := params[name]; dup || strings.ContainsAny(val, "\r\n\x00") {
+			return nil, ErrMalformed
+		}
+		params[name] = val
+		rest = strings.TrimLeft(rest, " \t")
+		if rest != "" {
+			if rest[0] != ',' {
+				return nil, ErrMalformed
+			}
+			rest = strings.TrimLeft(rest[1:], " \t")
+		}
+	}
+	return params, nil
 }
 
 // HA1 is what a device stores: H(username:realm:password) per algorithm.

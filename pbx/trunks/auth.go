@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/emiago/sipgo/sip"
+
+	"pbxd/pbx/digest"
 )
 
 // The client side of SIP digest (RFC 3261 §22, RFC 8760): pbxd answering a
@@ -50,57 +52,24 @@ func algorithmRank(alg string) int {
 // case, strict about the scheme and the nonce.
 func parseChallenge(v string) (challenge, error) {
 	var c challenge
-	scheme, rest, _ := strings.Cut(strings.TrimSpace(v), " ")
+	scheme, _, _ := strings.Cut(strings.TrimSpace(v), " ")
 	if !strings.EqualFold(scheme, "Digest") {
 		return c, fmt.Errorf("%w: scheme %q", ErrChallenge, truncate(scheme, 20))
 	}
-	for rest = strings.TrimSpace(rest); rest != ""; {
-		eq := strings.IndexByte(rest, '=')
-		if eq <= 0 {
-			return c, fmt.Errorf("%w: malformed parameters", ErrChallenge)
-		}
-		name := strings.ToLower(strings.TrimSpace(rest[:eq]))
-		rest = strings.TrimLeft(rest[eq+1:], " \t")
-		var val string
-		if strings.HasPrefix(rest, `"`) {
-			end := strings.IndexByte(rest[1:], '"')
-			if end < 0 {
-				return c, fmt.Errorf("%w: unterminated quoted value", ErrChallenge)
+	params, err := digest.ParseParams(v)
+	if err != nil {
+		return c, fmt.Errorf("%w: malformed parameters", ErrChallenge)
+	}
+	c.realm, c.nonce, c.opaque = params["realm"], params["nonce"], params["opaque"]
+	c.algorithm = strings.ToUpper(params["algorithm"])
+	c.stale = strings.EqualFold(params["stale"], "true")
+	if qop, ok := params["qop"]; ok {
+		for _, q := range strings.Split(qop, ",") {
+			if strings.EqualFold(strings.TrimSpace(q), "auth") {
+				c.qopAuth = true
 			}
-			val, rest = rest[1:1+end], rest[2+end:]
-		} else {
-			end := strings.IndexByte(rest, ',')
-			if end < 0 {
-				end = len(rest)
-			}
-			val, rest = strings.TrimSpace(rest[:end]), rest[end:]
 		}
-		switch name {
-		case "realm":
-			c.realm = val
-		case "nonce":
-			c.nonce = val
-		case "opaque":
-			c.opaque = val
-		case "algorithm":
-			c.algorithm = strings.ToUpper(val)
-		case "stale":
-			c.stale = strings.EqualFold(val, "true")
-		case "qop":
-			for _, q := range strings.Split(val, ",") {
-				if strings.EqualFold(strings.TrimSpace(q), "auth") {
-					c.qopAuth = true
-				}
-			}
-			c.qopOnly = !c.qopAuth
-		}
-		rest = strings.TrimLeft(rest, " \t")
-		if rest != "" {
-			if rest[0] != ',' {
-				return c, fmt.Errorf("%w: malformed parameters", ErrChallenge)
-			}
-			rest = strings.TrimLeft(rest[1:], " \t")
-		}
+		c.qopOnly = !c.qopAuth
 	}
 	if c.nonce == "" || strings.ContainsAny(c.nonce+c.realm+c.opaque, "\"\\\r\n") {
 		return c, fmt.Errorf("%w: missing or unusable nonce", ErrChallenge)
