@@ -37,6 +37,11 @@ type Config struct {
 	// empty/nil turn TLS off.
 	TLSListen string
 	TLS       *tls.Config
+	// WSListen is host:port for SIP over WebSocket (RFC 7118), WSSListen
+	// for secure WebSocket with TLS; empty turns each off. WSOrigins are
+	// the browser page origins allowed besides the box's own ("*" for any).
+	WSListen, WSSListen string
+	WSOrigins           []string
 	// PublicAddr is the host[:port] written into Via, Contact and SDP for a
 	// box behind NAT; empty means the listening address (or, when that is
 	// unspecified, the address of the default route's interface).
@@ -68,6 +73,8 @@ type Server struct {
 	udp    net.PacketConn
 	tcp    net.Listener
 	tls    net.Listener
+	ws     *wsListener
+	wss    *wsListener
 	media  *rtpleg.Engine
 	mix    *media.MixClock
 	calls  *b2bua.Engine
@@ -103,6 +110,12 @@ func Start(cfg Config) (*Server, error) {
 			if s.tls != nil {
 				s.tls.Close()
 			}
+			if s.ws != nil {
+				s.ws.Close()
+			}
+			if s.wss != nil {
+				s.wss.Close()
+			}
 		}
 	}()
 	tlsPort := 0
@@ -111,6 +124,20 @@ func Start(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("--sip-tls-listen: %w", err)
 		}
 		tlsPort = s.tls.Addr().(*net.TCPAddr).Port
+	}
+	if cfg.WSListen != "" {
+		ln, err := net.Listen("tcp", cfg.WSListen)
+		if err != nil {
+			return nil, fmt.Errorf("--sip-ws-listen: %w", err)
+		}
+		s.ws = newWSListener(ln, cfg.WSOrigins, cfg.Logger)
+	}
+	if cfg.WSSListen != "" && cfg.TLS != nil {
+		ln, err := tls.Listen("tcp", cfg.WSSListen, cfg.TLS)
+		if err != nil {
+			return nil, fmt.Errorf("--sip-wss-listen: %w", err)
+		}
+		s.wss = newWSListener(ln, cfg.WSOrigins, cfg.Logger)
 	}
 	bind, public, port, err := advertised(s.udp.LocalAddr().(*net.UDPAddr), cfg.PublicAddr)
 	if err != nil {
@@ -158,7 +185,7 @@ func Start(cfg Config) (*Server, error) {
 	reg := registrar.New(registrar.Config{Store: cfg.Store, Auth: devices, Logger: cfg.Logger})
 	s.mix = media.NewMixClock()
 	s.calls, err = b2bua.New(b2bua.Config{Store: cfg.Store, Auth: devices, Media: s.media, MixClock: s.mix, UDP: udpClient, TCP: tcpClient,
-		Host: public.String(), Port: port, TLSPort: tlsPort, Trunks: trunkRoutes{s.trunks}, RingTimeout: cfg.RingTimeout, Logger: cfg.Logger})
+		Host: public.String(), Port: port, TLSPort: tlsPort, WSPort: s.wsPort(s.ws), WSSPort: s.wsPort(s.wss), Trunks: trunkRoutes{s.trunks}, RingTimeout: cfg.RingTimeout, Logger: cfg.Logger})
 	if err != nil {
 		s.mix.Close()
 		s.media.Close()
@@ -186,6 +213,14 @@ func Start(cfg Config) (*Server, error) {
 	if s.tls != nil {
 		s.wg.Add(1)
 		go func() { defer s.wg.Done(); s.served("tls", s.srv.ServeTLS(s.tls)) }()
+	}
+	if s.ws != nil {
+		s.wg.Add(1)
+		go func() { defer s.wg.Done(); s.served("ws", s.srv.ServeWS(s.ws)) }()
+	}
+	if s.wss != nil {
+		s.wg.Add(1)
+		go func() { defer s.wg.Done(); s.served("wss", s.srv.ServeWSS(s.wss)) }()
 	}
 	// Registrations start once the listeners serve: the carriers answer
 	// on the UDP socket.
@@ -310,6 +345,29 @@ func (r trunkRoutes) Outbound(number string) (b2bua.TrunkOutbound, bool) {
 		FromUser: rt.FromUser, FromHost: rt.FromHost, FromName: rt.FromName, Username: user, Password: pass}, true
 }
 
+func (s *Server) wsPort(l *wsListener) int {
+	if l == nil {
+		return 0
+	}
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// WSAddr is the bound SIP-over-WebSocket address, or "".
+func (s *Server) WSAddr() string {
+	if s.ws == nil {
+		return ""
+	}
+	return s.ws.Addr().String()
+}
+
+// WSSAddr is the bound secure WebSocket address, or "".
+func (s *Server) WSSAddr() string {
+	if s.wss == nil {
+		return ""
+	}
+	return s.wss.Addr().String()
+}
+
 // TLSAddr is the bound SIP-over-TLS address, or "".
 func (s *Server) TLSAddr() string {
 	if s.tls == nil {
@@ -336,6 +394,12 @@ func (s *Server) Close() error {
 		s.tcp.Close()
 		if s.tls != nil {
 			s.tls.Close()
+		}
+		if s.ws != nil {
+			s.ws.Close()
+		}
+		if s.wss != nil {
+			s.wss.Close()
 		}
 		s.wg.Wait()
 		s.srv.Close()

@@ -19,6 +19,9 @@ type serveConfig struct {
 	SIPListen         string
 	SIPPublicAddr     string
 	SIPTLSListen      string
+	SIPWSListen       string
+	SIPWSSListen      string
+	SIPWSOrigins      []string
 	TLSCert           string
 	TLSKey            string
 	TLSSelfSigned     bool
@@ -43,6 +46,9 @@ func newServeFlags(cfg *serveConfig) *pflag.FlagSet {
 	fs.StringVar(&cfg.DataDir, "data-dir", "./data", "directory for the database and other state")
 	fs.StringVar(&cfg.HTTPListen, "http-listen", "127.0.0.1:8080", "address:port of the HTTP API")
 	fs.StringVar(&cfg.SIPListen, "sip-listen", "0.0.0.0:5060", "address:port for SIP over UDP and TCP")
+	fs.StringVar(&cfg.SIPWSListen, "sip-ws-listen", "0.0.0.0:5066", "address:port for SIP over WebSocket (browser softphones; off when empty)")
+	fs.StringVar(&cfg.SIPWSSListen, "sip-wss-listen", "", "address:port for SIP over secure WebSocket (needs a certificate; off when empty)")
+	fs.StringSliceVar(&cfg.SIPWSOrigins, "sip-ws-origins", nil, "web page origins allowed to open SIP WebSockets besides the box's own (https://crm.example.com, or * for any)")
 	fs.StringVar(&cfg.SIPTLSListen, "sip-tls-listen", "", "address:port for SIP over TLS (off when empty; needs a certificate)")
 	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate for SIP over TLS and secure WebSocket (default <data-dir>/tls/sip.crt)")
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key of --tls-cert (default <data-dir>/tls/sip.key)")

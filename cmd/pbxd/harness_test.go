@@ -45,6 +45,7 @@ type proc struct {
 	dataDir string
 	base    string
 	sip     string
+	sipWS   string
 	mu      sync.Mutex
 	logs    bytes.Buffer
 	exited  chan struct{}
@@ -67,7 +68,7 @@ func start(t testing.TB, o startOpts) *proc {
 	if o.dataDir == "" {
 		o.dataDir = t.TempDir()
 	}
-	args := append([]string{"serve", "--data-dir", o.dataDir, "--http-listen", "127.0.0.1:0", "--sip-listen", "127.0.0.1:0", "--log-format", "json"}, o.args...)
+	args := append([]string{"serve", "--data-dir", o.dataDir, "--http-listen", "127.0.0.1:0", "--sip-listen", "127.0.0.1:0", "--sip-ws-listen", "127.0.0.1:0", "--log-format", "json"}, o.args...)
 	cmd := exec.Command(pbxdBin, args...)
 	cmd.Env = append(os.Environ(), o.env...)
 	p := &proc{t: t, cmd: cmd, dataDir: o.dataDir, exited: make(chan struct{})}
@@ -90,6 +91,7 @@ func start(t testing.TB, o startOpts) *proc {
 			var rec map[string]any
 			if json.Unmarshal([]byte(line), &rec) == nil && rec["msg"] == "pbxd ready" {
 				p.sip, _ = rec["sip"].(string)
+				p.sipWS, _ = rec["sip_ws"].(string)
 				ready <- rec["http"].(string)
 			}
 		}

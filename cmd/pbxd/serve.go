@@ -99,7 +99,7 @@ func runServe(ctx context.Context, cfg *serveConfig, log *slog.Logger) error {
 		return err
 	}
 	sip, err := pbx.Start(pbx.Config{Store: st, Logger: log, Listen: cfg.SIPListen, PublicAddr: cfg.SIPPublicAddr,
-		TLSListen: cfg.SIPTLSListen, TLS: tlsConf,
+		TLSListen: cfg.SIPTLSListen, TLS: tlsConf, WSListen: cfg.SIPWSListen, WSSListen: cfg.SIPWSSListen, WSOrigins: cfg.SIPWSOrigins,
 		Realm: cfg.SIPRealm, AuthAlgorithms: cfg.SIPAuthAlgorithms, RTPPorts: rtpPorts,
 		RingTimeout: cfg.RingTimeout, MediaTimeout: cfg.MediaTimeout, KeepAlive: keepAlive(cfg.SIPKeepAlive), Version: version})
 	if err != nil {
@@ -152,7 +152,7 @@ func runServe(ctx context.Context, cfg *serveConfig, log *slog.Logger) error {
 	}
 
 	addr := ln.Addr().String()
-	log.Info("pbxd ready", "version", version, "http", addr, "api", "http://"+addr+"/api/v1", "sip", sip.Addr(), "sip_tls", sip.TLSAddr(),
+	log.Info("pbxd ready", "version", version, "http", addr, "api", "http://"+addr+"/api/v1", "sip", sip.Addr(), "sip_tls", sip.TLSAddr(), "sip_ws", sip.WSAddr(), "sip_wss", sip.WSSAddr(),
 		"data_dir", cfg.DataDir, "startup_ms", time.Since(start).Milliseconds())
 	n.ready(fmt.Sprintf("serving API on %s, SIP on %s", addr, sip.Addr()))
 
@@ -184,7 +184,7 @@ func runServe(ctx context.Context, cfg *serveConfig, log *slog.Logger) error {
 // loadTLS reads (or, with --tls-self-signed, creates) the certificate when
 // a TLS listener is configured.
 func loadTLS(cfg *serveConfig, log *slog.Logger) (*tls.Config, error) {
-	if cfg.SIPTLSListen == "" {
+	if cfg.SIPTLSListen == "" && cfg.SIPWSSListen == "" {
 		return nil, nil
 	}
 	certFile, keyFile := cfg.TLSCert, cfg.TLSKey
@@ -208,7 +208,7 @@ func loadTLS(cfg *serveConfig, log *slog.Logger) (*tls.Config, error) {
 	}
 	conf, created, err := tlscert.Load(tlscert.Config{CertFile: certFile, KeyFile: keyFile, SelfSigned: cfg.TLSSelfSigned, Hosts: hosts})
 	if err != nil {
-		return nil, fmt.Errorf("--sip-tls-listen: %w", err)
+		return nil, fmt.Errorf("TLS certificate: %w", err)
 	}
 	if created {
 		log.Warn("created a self-signed TLS certificate; phones must be told to trust it or be given a real one", "cert", certFile)

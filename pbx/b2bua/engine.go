@@ -37,10 +37,11 @@ type Config struct {
 	// connections. Both are required.
 	UDP, TCP *sipgo.Client
 	// Host and Port are pbxd's advertised SIP address, for Contact headers;
-	// TLSPort is the SIP-over-TLS port (0 when TLS is off).
-	Host    string
-	Port    int
-	TLSPort int
+	// TLSPort, WSPort and WSSPort are those of the other transports (0 when
+	// off).
+	Host                     string
+	Port                     int
+	TLSPort, WSPort, WSSPort int
 	// RingTimeout ends an unanswered call with 480 (default 60 s).
 	RingTimeout time.Duration
 	// Trunks routes to and from carriers; nil means no trunks.
@@ -116,6 +117,8 @@ func New(cfg Config) (*Engine, error) {
 		"UDP": {Client: cfg.UDP, ContactHDR: e.contact("UDP"), RewriteContact: true},
 		"TCP": {Client: cfg.TCP, ContactHDR: e.contact("TCP"), RewriteContact: true},
 		"TLS": {Client: cfg.TCP, ContactHDR: e.contact("TLS"), RewriteContact: true},
+		"WS":  {Client: cfg.TCP, ContactHDR: e.contact("WS"), RewriteContact: true},
+		"WSS": {Client: cfg.TCP, ContactHDR: e.contact("WSS"), RewriteContact: true},
 	}
 	e.rec = newRecorder(cfg.Store, cfg.Logger)
 	if err := e.closeInterrupted(); err != nil {
@@ -128,8 +131,13 @@ func New(cfg Config) (*Engine, error) {
 // contact is pbxd's Contact header for a transport.
 func (e *Engine) contact(transport string) sip.ContactHeader {
 	u := sip.Uri{Scheme: "sip", User: "pbxd", Host: e.cfg.Host, Port: e.cfg.Port}
-	if transport == "TLS" && e.cfg.TLSPort != 0 {
+	switch {
+	case transport == "TLS" && e.cfg.TLSPort != 0:
 		u.Port = e.cfg.TLSPort
+	case transport == "WS" && e.cfg.WSPort != 0:
+		u.Port = e.cfg.WSPort
+	case transport == "WSS" && e.cfg.WSSPort != 0:
+		u.Port = e.cfg.WSSPort
 	}
 	if transport != "UDP" {
 		u.UriParams = sip.NewParams()
