@@ -6,6 +6,22 @@ import "time"
 const (
 	RoleAdmin = "ROLE_ADMIN"
 	RoleAgent = "ROLE_AGENT"
+	// RoleSupervisor monitors agents (listen, coach, join), changes their
+	// ACD status, reads every call record and forces agents out.
+	RoleSupervisor = "ROLE_SUPERVISOR"
+)
+
+// Roles lists every role a user can hold, in a stable order.
+var Roles = []string{RoleAdmin, RoleAgent, RoleSupervisor}
+
+// Connection targets of connectToServer (User.ConnectTo).
+const (
+	// ConnectDevice rings the user's registered SIP devices (the default).
+	ConnectDevice = "device"
+	// ConnectNumber calls User.ConnectNumber through a trunk.
+	ConnectNumber = "number"
+	// ConnectBrowser is reserved for the WebRTC softphone page.
+	ConnectBrowser = "browser"
 )
 
 // User is a person who logs in: an agent, a supervisor or an administrator.
@@ -25,11 +41,24 @@ type User struct {
 	Extension                  string            `json:"extension,omitempty"`
 	Timezone                   string            `json:"timezone,omitempty"`
 	Enabled                    bool              `json:"enabled"`
-	CreatedAt                  time.Time         `json:"createdAt"`
-	CreatedBy                  string            `json:"createdBy,omitempty"`
-	ModifiedAt                 time.Time         `json:"modifiedAt"`
-	ModifiedBy                 string            `json:"modifiedBy,omitempty"`
-	PasswordModifiedAt         time.Time         `json:"passwordModifiedAt,omitzero"`
+	// AcdAutoLogin lets autoLoginToAcd log the user in to the ACD with
+	// DefaultAcdLoginStatus (a StatusID of the catalogue; empty means
+	// "available").
+	AcdAutoLogin          bool   `json:"acdAutoLogin,omitempty"`
+	DefaultAcdLoginStatus string `json:"defaultAcdLoginStatus,omitempty"`
+	// AcdAutoAccept answers offered ACD workitems without the agent's
+	// click.
+	AcdAutoAccept bool `json:"acdAutoAccept,omitempty"`
+	// ConnectTo is where connectToServer calls the user: ConnectDevice
+	// (empty means the same), ConnectNumber (ConnectNumber through a
+	// trunk) or ConnectBrowser.
+	ConnectTo          string    `json:"connectTo,omitempty"`
+	ConnectNumber      string    `json:"connectNumber,omitempty"`
+	CreatedAt          time.Time `json:"createdAt"`
+	CreatedBy          string    `json:"createdBy,omitempty"`
+	ModifiedAt         time.Time `json:"modifiedAt"`
+	ModifiedBy         string    `json:"modifiedBy,omitempty"`
+	PasswordModifiedAt time.Time `json:"passwordModifiedAt,omitzero"`
 }
 
 // HasRole reports whether u holds role.
@@ -40,6 +69,26 @@ func (u *User) HasRole(role string) bool {
 		}
 	}
 	return false
+}
+
+// ConnectTarget is ConnectTo with the default applied.
+func (u *User) ConnectTarget() string {
+	if u.ConnectTo == "" {
+		return ConnectDevice
+	}
+	return u.ConnectTo
+}
+
+// Location is the user's time zone (UTC when unset or unknown).
+func (u *User) Location() *time.Location {
+	if u.Timezone == "" {
+		return time.UTC
+	}
+	loc, err := time.LoadLocation(u.Timezone)
+	if err != nil {
+		return time.UTC
+	}
+	return loc
 }
 
 // SkillAssignment links a user to a skill of the catalogue with a proficiency

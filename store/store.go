@@ -115,6 +115,10 @@ func Open(cfg Config) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
+	if err := s.SeedStatuses(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: seeding the status catalogue: %w", err)
+	}
 	interval := cfg.GCInterval
 	if interval == 0 {
 		interval = 10 * time.Minute

@@ -158,7 +158,8 @@ func (tx *Tx) PutUser(u *User) error {
 	return tx.setJSON(userKey(u.ID), u)
 }
 
-// DeleteUser removes a user with their indexes, devices and sessions.
+// DeleteUser removes a user with their indexes, devices, sessions and ACD
+// state.
 func (tx *Tx) DeleteUser(id string) error {
 	u, err := tx.GetUser(id)
 	if err != nil {
@@ -174,6 +175,9 @@ func (tx *Tx) DeleteUser(id string) error {
 		}
 	}
 	if _, err := tx.DeleteUserSessions(id); err != nil {
+		return err
+	}
+	if err := tx.DeleteACDState(id); err != nil {
 		return err
 	}
 	for _, a := range u.Skills {

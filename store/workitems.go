@@ -103,12 +103,16 @@ func workitemTimeKey(w *Workitem) []byte {
 func workitemUserKey(uid string, w *Workitem) []byte {
 	return []byte("x/wu/" + uid + "/" + timeKey(w.CreatedAt) + "/" + w.ID)
 }
+func workitemContactKey(cid string, w *Workitem) []byte {
+	return []byte("x/wc/" + cid + "/" + timeKey(w.CreatedAt) + "/" + w.ID)
+}
 func workitemOpenKey(id string) []byte { return []byte("x/wo/" + id) }
 
 var prefixWorkitemOpen = []byte("x/wo/")
 
 // PutWorkitem creates or replaces a workitem and keeps its indexes: by
-// time, by every user taking part, and the set of unfinished ones.
+// time, by every user taking part, by contact (Extra.ContactID), and the
+// set of unfinished ones.
 func (tx *Tx) PutWorkitem(w *Workitem) error {
 	if !ValidID(w.ID) || w.CreatedAt.IsZero() {
 		return fmt.Errorf("store: bad workitem")
@@ -127,6 +131,16 @@ func (tx *Tx) PutWorkitem(w *Workitem) error {
 					return err
 				}
 			}
+		}
+		if ValidID(old.Extra.ContactID) && old.Extra.ContactID != w.Extra.ContactID {
+			if err := tx.del(workitemContactKey(old.Extra.ContactID, old)); err != nil {
+				return err
+			}
+		}
+	}
+	if ValidID(w.Extra.ContactID) {
+		if err := tx.txn.Set(workitemContactKey(w.Extra.ContactID, w), nil); err != nil {
+			return err
 		}
 	}
 	if err := tx.txn.Set(workitemTimeKey(w), nil); err != nil {
@@ -166,6 +180,15 @@ func (tx *Tx) GetWorkitem(id string) (*Workitem, error) {
 	return w, nil
 }
 
+// WorkitemsByContact returns a page of the workitems recorded with a
+// contact, newest first, and how many there are.
+func (tx *Tx) WorkitemsByContact(contactID string, start, rows int) ([]*Workitem, int, error) {
+	if !ValidID(contactID) {
+		return nil, 0, nil
+	}
+	return tx.ListWorkitems(WorkitemQuery{ContactID: contactID, Start: start, Rows: rows})
+}
+
 // OpenWorkitems lists workitems that have not ended (after a crash these
 // are calls that were cut off).
 func (tx *Tx) OpenWorkitems() ([]*Workitem, error) {
@@ -192,6 +215,9 @@ func (tx *Tx) OpenWorkitems() ([]*Workitem, error) {
 type WorkitemQuery struct {
 	// UserID restricts to workitems the user took part in.
 	UserID string
+	// ContactID restricts to workitems with that contact (Extra.ContactID,
+	// indexed when it is a well-formed id); it combines with UserID.
+	ContactID string
 	// Since and Until bound the creation time: Since <= created < Until.
 	// Zero values leave that side open.
 	Since, Until time.Time
@@ -205,9 +231,13 @@ type WorkitemQuery struct {
 // ListWorkitems returns the page of matching workitems and how many match.
 func (tx *Tx) ListWorkitems(q WorkitemQuery) ([]*Workitem, int, error) {
 	prefix := []byte("x/wt/")
-	if q.UserID != "" {
+	switch {
+	case q.ContactID != "":
+		prefix = []byte("x/wc/" + q.ContactID + "/")
+	case q.UserID != "":
 		prefix = []byte("x/wu/" + q.UserID + "/")
 	}
+	byUser := q.ContactID != "" && q.UserID != ""
 	opt := badger.DefaultIteratorOptions
 	opt.Reverse = true
 	opt.PrefetchValues = false
@@ -238,7 +268,7 @@ func (tx *Tx) ListWorkitems(q WorkitemQuery) ([]*Workitem, int, error) {
 		if sinceKey != "" && tk < sinceKey {
 			break
 		}
-		filtered := q.Type != "" || q.State != "" || q.Match != nil
+		filtered := q.Type != "" || q.State != "" || q.Match != nil || byUser
 		inPage := total >= q.Start && total < q.Start+q.Rows
 		if !filtered && !inPage {
 			total++
@@ -251,7 +281,8 @@ func (tx *Tx) ListWorkitems(q WorkitemQuery) ([]*Workitem, int, error) {
 		if err != nil {
 			return nil, 0, err
 		}
-		if (q.Type != "" && w.Type != q.Type) || (q.State != "" && w.State != q.State) || (q.Match != nil && !q.Match(w)) {
+		if (q.Type != "" && w.Type != q.Type) || (q.State != "" && w.State != q.State) || (byUser && !contains(w.Users, q.UserID)) ||
+			(q.Match != nil && !q.Match(w)) {
 			continue
 		}
 		if total >= q.Start && total < q.Start+q.Rows {
