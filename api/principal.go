@@ -49,15 +49,21 @@ func (p *Principal) mustChangePassword() bool {
 }
 
 // userScopes derives a user's scopes from their roles. Agents read the
-// directory and control their own calls; admins hold every scope.
+// directory and control their own calls; supervisors also read every call
+// record (they act on other agents through isSupervisor); admins hold
+// every scope.
 func userScopes(u *store.User) []string {
 	if u.HasRole(store.RoleAdmin) {
 		return []string{store.ScopeAdmin}
 	}
-	if u.HasRole(store.RoleAgent) {
-		return []string{store.ScopeUsersRead, store.ScopeCallsControl}
+	var scopes []string
+	if u.HasRole(store.RoleAgent) || u.HasRole(store.RoleSupervisor) {
+		scopes = append(scopes, store.ScopeUsersRead, store.ScopeCallsControl)
 	}
-	return nil
+	if u.HasRole(store.RoleSupervisor) {
+		scopes = append(scopes, store.ScopeHistoryRead)
+	}
+	return scopes
 }
 
 // authenticate resolves the Authorization header. Every failure gives the
@@ -67,12 +73,33 @@ func (s *Server) authenticate(r *http.Request) (*Principal, *Problem) {
 	if err != nil {
 		return nil, unauthorized()
 	}
+	return s.resolve(creds)
+}
+
+// authenticateQuery is authenticate for routes browsers open as
+// WebSockets, which cannot carry headers: without an Authorization header
+// the token may come as the access_token query parameter (a Bearer token).
+// The parameter is never logged: request logs carry the route pattern, not
+// the URL.
+func (s *Server) authenticateQuery(r *http.Request) (*Principal, *Problem) {
+	if r.Header.Get("Authorization") != "" {
+		return s.authenticate(r)
+	}
+	toks, ok := r.URL.Query()["access_token"]
+	if !ok || len(toks) != 1 {
+		return nil, unauthorized()
+	}
+	return s.resolve(auth.Credentials{Scheme: "Bearer", Token: toks[0]})
+}
+
+// resolve finds the principal that presented creds.
+func (s *Server) resolve(creds auth.Credentials) (*Principal, *Problem) {
 	if !auth.WellFormedToken(creds.Token) {
 		return nil, unauthorized()
 	}
 	hash := auth.HashToken(creds.Token)
 	var p *Principal
-	err = s.st.View(func(tx *store.Tx) error {
+	err := s.st.View(func(tx *store.Tx) error {
 		owner, err := tx.LookupToken(hash)
 		if err != nil {
 			return err

@@ -4,6 +4,7 @@
 package api
 
 import (
+	"bufio"
 	"log/slog"
 	"net"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"pbxd/api/auth"
+	"pbxd/pbx/events"
 	"pbxd/pbx/throttle"
 	"pbxd/store"
 )
@@ -43,6 +45,14 @@ type Config struct {
 	// every trunk change and asked for registration states. Nil leaves
 	// trunks as records only.
 	Trunks TrunkRuntime
+	// Events is the bus users' events go through (ACD, status, calls);
+	// the call runtime publishes on the same one. Nil: the server makes its
+	// own, which only the API publishes on.
+	Events *events.Bus
+	// EventsPing is how often the events WebSocket pings the client
+	// (default 30s); a client that answers nothing for two intervals is
+	// dropped.
+	EventsPing time.Duration
 }
 
 // Server is the API. Build it with New, serve Handler, and Close it.
@@ -58,6 +68,14 @@ type Server struct {
 	handler   http.Handler
 	lastUsed  *lastUsed
 	now       func() time.Time
+	events    *events.Bus
+	ownBus    bool
+	// sockets counts the event WebSockets being served; Close waits for
+	// them (they end when stop closes). sockClosed, under sockMu, refuses
+	// new ones once Close has begun.
+	sockets    sync.WaitGroup
+	sockMu     sync.Mutex
+	sockClosed bool
 
 	closeOnce sync.Once
 	stop      chan struct{}
@@ -84,6 +102,13 @@ func New(cfg Config) *Server {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.EventsPing <= 0 {
+		cfg.EventsPing = 30 * time.Second
+	}
+	ownBus := cfg.Events == nil
+	if ownBus {
+		cfg.Events = events.NewWith(events.Options{Now: cfg.Now})
+	}
 	s := &Server{
 		cfg:    cfg,
 		st:     cfg.Store,
@@ -96,6 +121,8 @@ func New(cfg Config) *Server {
 		metrics:   newMetrics(),
 		lastUsed:  newLastUsed(),
 		now:       cfg.Now,
+		events:    cfg.Events,
+		ownBus:    ownBus,
 		stop:      make(chan struct{}),
 		done:      make(chan struct{}),
 	}
@@ -108,12 +135,24 @@ func New(cfg Config) *Server {
 // Handler returns the root HTTP handler.
 func (s *Server) Handler() http.Handler { return s.handler }
 
-// Close stops the background flusher and writes pending last-used times.
+// Close stops the background flusher and writes pending last-used times,
+// and closes the event WebSockets (which net/http's Shutdown leaves alone
+// because they are hijacked), waiting until they are gone.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() { close(s.stop) })
 	<-s.done
+	s.sockMu.Lock()
+	s.sockClosed = true
+	s.sockMu.Unlock()
+	s.sockets.Wait()
+	if s.ownBus {
+		s.events.Close()
+	}
 	return nil
 }
+
+// Events is the bus the server publishes users' events on.
+func (s *Server) Events() *events.Bus { return s.events }
 
 func (s *Server) flushLoop() {
 	defer close(s.done)
@@ -148,8 +187,11 @@ type route struct {
 	resp      any // zero value of the success body type, if any
 	status    int // success status (200 when zero)
 	query     []string
-	h         handlerFunc
-	raw       http.HandlerFunc // for non-JSON endpoints (metrics, health)
+	// queryToken routes also take the token from the access_token query
+	// parameter (WebSockets from browsers cannot set headers).
+	queryToken bool
+	h          handlerFunc
+	raw        http.HandlerFunc // for non-JSON endpoints (metrics, health)
 }
 
 // mux groups routes by path so a wrong method gets a 405 problem with Allow.
@@ -200,7 +242,11 @@ func (s *Server) serveRoute(w http.ResponseWriter, r *http.Request, rt *route) {
 		var p *Principal
 		if !rt.public {
 			var prob *Problem
-			p, prob = s.authenticate(r)
+			if rt.queryToken {
+				p, prob = s.authenticateQuery(r)
+			} else {
+				p, prob = s.authenticate(r)
+			}
 			if prob != nil {
 				writeProblem(w, r, prob)
 				return
@@ -232,6 +278,15 @@ func (sw *statusWriter) WriteHeader(code int) {
 		sw.status = code
 	}
 	sw.ResponseWriter.WriteHeader(code)
+}
+
+// Hijack hands the connection over (WebSocket upgrades), recorded as 101.
+func (sw *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, rw, err := http.NewResponseController(sw.ResponseWriter).Hijack()
+	if err == nil && sw.status == 0 {
+		sw.status = http.StatusSwitchingProtocols
+	}
+	return conn, rw, err
 }
 
 func (sw *statusWriter) Write(b []byte) (int, error) {

@@ -109,6 +109,7 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request, p *Princip
 	if err != nil {
 		return err
 	}
+	s.publishSessionsEnded(p.ID, []string{p.SessionID}, "logout")
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -130,7 +131,9 @@ type multiloginDevice struct {
 	Current  bool   `json:"current"`
 }
 
-// userSession is the UserSession of the seed, limited to what pbxd has.
+// userSession is the UserSession of the seed, limited to what pbxd has:
+// the ACD members come from the user's ACD state, inMute and inConference
+// from the call runtime (false without one).
 type userSession struct {
 	ID                    string                      `json:"_id"`
 	UserID                string                      `json:"userId"`
@@ -154,6 +157,18 @@ type userSession struct {
 	ModifiedAt            int64                       `json:"modifiedAt"`
 	ModifiedBy            string                      `json:"modifiedBy,omitempty"`
 	ObjectType            string                      `json:"objectType"`
+	AcdAutoLogin          bool                        `json:"acdAutoLogin"`
+	AcdAutoAccept         bool                        `json:"acdAutoAccept"`
+	DefaultAcdLoginStatus string                      `json:"defaultAcdLoginStatus"`
+	// AcdLoginAt is when the current ACD login began; 0 when logged out.
+	AcdLoginAt      int64                       `json:"acdLoginAt"`
+	Status          int                         `json:"status"`
+	StatusID        string                      `json:"statusId"`
+	StatusStartedAt int64                       `json:"statusStartedAt"`
+	Queues          []string                    `json:"queues"`
+	ActiveChannels  map[string]store.ACDChannel `json:"activeChannels"`
+	InMute          bool                        `json:"inMute"`
+	InConference    bool                        `json:"inConference"`
 }
 
 func (s *Server) sessionView(tx *store.Tx, u *store.User, se *store.Session) (userSession, error) {
@@ -171,6 +186,28 @@ func (s *Server) sessionView(tx *store.Tx, u *store.User, se *store.Session) (us
 	}
 	for _, r := range u.Roles {
 		v.Authorities = append(v.Authorities, authority{r})
+	}
+	v.AcdAutoLogin, v.AcdAutoAccept, v.DefaultAcdLoginStatus = u.AcdAutoLogin, u.AcdAutoAccept, defaultLoginStatus(u)
+	a, err := tx.GetACDState(u.ID)
+	if err != nil {
+		return v, err
+	}
+	v.Status, v.StatusID, v.StatusStartedAt, v.Queues = a.Status, a.StatusID, ms(a.StatusStartedAt), []string{}
+	v.ActiveChannels = map[string]store.ACDChannel{}
+	if a.LoggedIn {
+		v.AcdLoginAt = ms(a.LoginAt)
+		if a.Queues != nil {
+			v.Queues = a.Queues
+		}
+		for name, ch := range a.Channels {
+			if ch.Enabled {
+				v.ActiveChannels[name] = ch
+			}
+		}
+	}
+	if s.cfg.Calls != nil {
+		cs := s.cfg.Calls.AgentState(u.ID)
+		v.InMute, v.InConference = cs.InMute, cs.InConference
 	}
 	all, err := tx.ListUserSessions(u.ID)
 	if err != nil {

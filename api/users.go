@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -29,6 +30,11 @@ type userWrite struct {
 	Extension                  *string   `json:"extension"`
 	Timezone                   *string   `json:"timezone"`
 	Enabled                    *bool     `json:"enabled"`
+	AcdAutoLogin               *bool     `json:"acdAutoLogin"`
+	DefaultAcdLoginStatus      *string   `json:"defaultAcdLoginStatus"`
+	AcdAutoAccept              *bool     `json:"acdAutoAccept"`
+	ConnectTo                  *string   `json:"connectTo"`
+	ConnectNumber              *string   `json:"connectNumber"`
 }
 
 var (
@@ -39,10 +45,13 @@ var (
 const maxNameLen = 100
 
 // selfFields reports whether w touches only what a user may change about
-// themselves: first and last name and password.
+// themselves: first and last name, password and their ACD preferences
+// (acdAutoLogin, acdAutoAccept, defaultAcdLoginStatus). Where
+// connectToServer calls them (connectTo, connectNumber) is for admins to
+// set: a number there is dialled out through a trunk at the box's cost.
 func (w *userWrite) selfFields() bool {
 	return w.UserName == nil && w.Roles == nil && w.DoNotDisturb == nil && w.ChangePasswordOnFirstLogin == nil &&
-		w.Extension == nil && w.Timezone == nil && w.Enabled == nil
+		w.Extension == nil && w.Timezone == nil && w.Enabled == nil && w.ConnectTo == nil && w.ConnectNumber == nil
 }
 
 // changedFields names the members present, for the audit log.
@@ -63,6 +72,11 @@ func (w *userWrite) changedFields() string {
 	add(w.Extension != nil, "extension")
 	add(w.Timezone != nil, "timezone")
 	add(w.Enabled != nil, "enabled")
+	add(w.AcdAutoLogin != nil, "acdAutoLogin")
+	add(w.DefaultAcdLoginStatus != nil, "defaultAcdLoginStatus")
+	add(w.AcdAutoAccept != nil, "acdAutoAccept")
+	add(w.ConnectTo != nil, "connectTo")
+	add(w.ConnectNumber != nil, "connectNumber")
 	return strings.Join(f, ",")
 }
 
@@ -89,8 +103,8 @@ func (w *userWrite) validate(create bool) *Problem {
 	}
 	if w.Roles != nil {
 		for _, r := range *w.Roles {
-			if r != store.RoleAdmin && r != store.RoleAgent {
-				return invalid("roles", "each role must be ROLE_ADMIN or ROLE_AGENT")
+			if !slices.Contains(store.Roles, r) {
+				return invalid("roles", "each role must be ROLE_ADMIN, ROLE_AGENT or ROLE_SUPERVISOR")
 			}
 		}
 	}
@@ -104,6 +118,42 @@ func (w *userWrite) validate(create bool) *Problem {
 		if _, err := time.LoadLocation(*w.Timezone); err != nil || *w.Timezone == "" || *w.Timezone == "Local" {
 			return invalid("timezone", "must be an IANA time zone such as Europe/Berlin")
 		}
+	}
+	if w.DefaultAcdLoginStatus != nil && *w.DefaultAcdLoginStatus != "" && !store.StatusSlugRE.MatchString(*w.DefaultAcdLoginStatus) {
+		return invalid("defaultAcdLoginStatus", "must be the statusId of a status of the catalogue, or empty for available")
+	}
+	if w.ConnectTo != nil {
+		switch *w.ConnectTo {
+		case store.ConnectDevice, store.ConnectNumber, store.ConnectBrowser:
+		default:
+			return invalid("connectTo", `must be "device" (ring the user's phones), "number" (call connectNumber) or "browser"`)
+		}
+	}
+	if w.ConnectNumber != nil && *w.ConnectNumber != "" && !numberRE.MatchString(*w.ConnectNumber) {
+		return invalid("connectNumber", "must be a number: digits with an optional leading +, or empty")
+	}
+	return nil
+}
+
+// checkUserACD validates what the user's ACD and connection settings
+// refer to, once w has been applied to u: the default login status must
+// be in the catalogue and not offline, and connectTo "number" needs a
+// number.
+func checkUserACD(tx *store.Tx, w *userWrite, u *store.User) error {
+	if w.DefaultAcdLoginStatus != nil && u.DefaultAcdLoginStatus != "" {
+		st, err := tx.StatusBySlug(u.DefaultAcdLoginStatus)
+		if errors.Is(err, store.ErrNotFound) {
+			return invalid("defaultAcdLoginStatus", "no status "+strconv.Quote(u.DefaultAcdLoginStatus)+" in the catalogue (GET /api/v1/statuses)")
+		}
+		if err != nil {
+			return err
+		}
+		if st.Class == store.StatusOffline {
+			return invalid("defaultAcdLoginStatus", "an ACD login cannot start offline")
+		}
+	}
+	if u.ConnectTo == store.ConnectNumber && u.ConnectNumber == "" {
+		return invalid("connectNumber", `is required when connectTo is "number"`)
 	}
 	return nil
 }
@@ -143,6 +193,24 @@ func (w *userWrite) apply(u *store.User) {
 	}
 	if w.Enabled != nil {
 		u.Enabled = *w.Enabled
+	}
+	if w.AcdAutoLogin != nil {
+		u.AcdAutoLogin = *w.AcdAutoLogin
+	}
+	if w.DefaultAcdLoginStatus != nil {
+		u.DefaultAcdLoginStatus = *w.DefaultAcdLoginStatus
+	}
+	if w.AcdAutoAccept != nil {
+		u.AcdAutoAccept = *w.AcdAutoAccept
+	}
+	if w.ConnectTo != nil {
+		u.ConnectTo = *w.ConnectTo
+		if u.ConnectTo == store.ConnectDevice {
+			u.ConnectTo = ""
+		}
+	}
+	if w.ConnectNumber != nil {
+		u.ConnectNumber = *w.ConnectNumber
 	}
 }
 
@@ -184,6 +252,9 @@ func (s *Server) handleCreateUser(w http.ResponseWriter, r *http.Request, p *Pri
 		u.PasswordHash, u.PasswordModifiedAt = h, now
 	}
 	err := s.st.Update(func(tx *store.Tx) error {
+		if err := checkUserACD(tx, &in, u); err != nil {
+			return err
+		}
 		if err := tx.PutUser(u); err != nil {
 			return err
 		}
@@ -410,7 +481,7 @@ func (s *Server) handleUpdateUser(w http.ResponseWriter, r *http.Request, p *Pri
 	case !writer && !self:
 		return forbidden("changing other users needs the users:write permission")
 	case !writer && !in.selfFields():
-		return forbidden("you may change only your own first name, last name and password")
+		return forbidden("you may change only your own first name, last name, password and ACD preferences (acdAutoLogin, acdAutoAccept, defaultAcdLoginStatus)")
 	}
 	if prob := in.validate(false); prob != nil {
 		return prob
@@ -452,13 +523,19 @@ func (s *Server) handleUpdateUser(w http.ResponseWriter, r *http.Request, p *Pri
 		newHash = h
 	}
 	var out *store.User
+	var ended []string
+	var logout *acdChange
 	err := s.st.Update(func(tx *store.Tx) error {
+		ended, logout = nil, nil
 		u, err := tx.GetUser(id)
 		if err != nil {
 			return err
 		}
 		wasAdmin := u.Enabled && u.HasRole(store.RoleAdmin)
 		in.apply(u)
+		if err := checkUserACD(tx, &in, u); err != nil {
+			return err
+		}
 		if in.UserName != nil {
 			u.UserName = cur.UserName // case-only changes are ignored; the name is immutable
 		}
@@ -478,20 +555,18 @@ func (s *Server) handleUpdateUser(w http.ResponseWriter, r *http.Request, p *Pri
 			return err
 		}
 		if newHash != "" || !u.Enabled {
-			if err := revokeSessions(tx, u.ID, p.SessionID); err != nil {
+			if ended, err = revokeSessions(tx, u.ID, p.SessionID); err != nil {
 				return err
 			}
 		}
 		if !u.Enabled {
-			// A disabled user's phones lose their registrations at once.
-			devs, err := tx.ListDevices(u.ID)
-			if err != nil {
+			// A disabled user's phones lose their registrations at once,
+			// and the user leaves the ACD.
+			if err := dropRegistrations(tx, u.ID); err != nil {
 				return err
 			}
-			for _, d := range devs {
-				if _, err := tx.DeleteBindings(d.Username); err != nil {
-					return err
-				}
+			if logout, err = s.acdLogoutTx(tx, u.ID, p); err != nil {
+				return err
 			}
 		}
 		out = u
@@ -500,7 +575,32 @@ func (s *Server) handleUpdateUser(w http.ResponseWriter, r *http.Request, p *Pri
 	if err != nil {
 		return err
 	}
+	reason := "revoked"
+	if !out.Enabled {
+		reason = "disabled"
+		if logout != nil {
+			s.publishLogout(out.ID, logout, "disabled", p)
+		}
+		if cur.Enabled {
+			s.disconnect(out.ID)
+		}
+	}
+	s.publishSessionsEnded(out.ID, ended, reason)
 	writeJSON(w, http.StatusOK, viewUser(out))
+	return nil
+}
+
+// dropRegistrations removes every SIP registration of the user's devices.
+func dropRegistrations(tx *store.Tx, userID string) error {
+	devs, err := tx.ListDevices(userID)
+	if err != nil {
+		return err
+	}
+	for _, d := range devs {
+		if _, err := tx.DeleteBindings(d.Username); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -519,21 +619,24 @@ func (s *Server) checkPassword(r *http.Request, u *store.User, pw string) error 
 	return nil
 }
 
-// revokeSessions ends a user's sessions except keep (the caller's own).
-func revokeSessions(tx *store.Tx, userID, keep string) error {
+// revokeSessions ends a user's sessions except keep (the caller's own)
+// and returns the ids of those it ended.
+func revokeSessions(tx *store.Tx, userID, keep string) ([]string, error) {
 	ses, err := tx.ListUserSessions(userID)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	var ended []string
 	for _, se := range ses {
 		if se.ID == keep {
 			continue
 		}
 		if err := tx.DeleteSession(se.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
-			return err
+			return nil, err
 		}
+		ended = append(ended, se.ID)
 	}
-	return nil
+	return ended, nil
 }
 
 // errLastAdmin keeps the box from being locked out of administration.
@@ -566,10 +669,19 @@ func (s *Server) handleDeleteUser(w http.ResponseWriter, r *http.Request, p *Pri
 	if !p.Can(store.ScopeUsersWrite) {
 		return forbidden("deleting users needs the users:write permission")
 	}
+	var ended []string
 	err := s.st.Update(func(tx *store.Tx) error {
 		u, err := tx.GetUser(id)
 		if err != nil {
 			return err
+		}
+		ses, err := tx.ListUserSessions(id)
+		if err != nil {
+			return err
+		}
+		ended = nil
+		for _, se := range ses {
+			ended = append(ended, se.ID)
 		}
 		if u.HasRole(store.RoleAdmin) {
 			if !p.IsAdmin() {
@@ -586,5 +698,9 @@ func (s *Server) handleDeleteUser(w http.ResponseWriter, r *http.Request, p *Pri
 		}
 		return s.audit(tx, r, p, "user.delete", "user", id, map[string]string{"userName": u.UserName})
 	})
+	if err == nil {
+		s.disconnect(id)
+		s.publishSessionsEnded(id, ended, "deleted")
+	}
 	return respond(w, err, "user "+id, http.StatusNoContent, nil)
 }

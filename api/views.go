@@ -39,6 +39,11 @@ type userView struct {
 	ModifiedAt                 int64          `json:"modifiedAt"`
 	ModifiedBy                 string         `json:"modifiedBy,omitempty"`
 	PasswordModifiedAt         int64          `json:"passwordModifiedAt,omitempty"`
+	AcdAutoLogin               bool           `json:"acdAutoLogin"`
+	DefaultAcdLoginStatus      string         `json:"defaultAcdLoginStatus"`
+	AcdAutoAccept              bool           `json:"acdAutoAccept"`
+	ConnectTo                  string         `json:"connectTo"`
+	ConnectNumber              string         `json:"connectNumber,omitempty"`
 	Skills                     *[]skillAssign `json:"skills,omitempty"`
 	Devices                    *[]deviceView  `json:"devices,omitempty"`
 }
@@ -70,8 +75,18 @@ func viewUser(u *store.User) userView {
 		Roles: roles, DoNotDisturb: flag(u.DoNotDisturb), ChangePasswordOnFirstLogin: u.ChangePasswordOnFirstLogin,
 		Extension: u.Extension, Timezone: tz, Enabled: u.Enabled, HasPassword: u.PasswordHash != "",
 		CreatedAt: ms(u.CreatedAt), CreatedBy: u.CreatedBy, ModifiedAt: ms(u.ModifiedAt), ModifiedBy: u.ModifiedBy,
-		PasswordModifiedAt: ms(u.PasswordModifiedAt),
+		PasswordModifiedAt: ms(u.PasswordModifiedAt), AcdAutoLogin: u.AcdAutoLogin, DefaultAcdLoginStatus: defaultLoginStatus(u),
+		AcdAutoAccept: u.AcdAutoAccept, ConnectTo: u.ConnectTarget(), ConnectNumber: u.ConnectNumber,
 	}
+}
+
+// defaultLoginStatus is the statusId an ACD login starts in when the
+// client names none: the user's defaultAcdLoginStatus, or available.
+func defaultLoginStatus(u *store.User) string {
+	if u.DefaultAcdLoginStatus == "" {
+		return store.StatusIDAvailable
+	}
+	return u.DefaultAcdLoginStatus
 }
 
 // skillAssign is a user's skill with the catalogue entry's name.

@@ -34,13 +34,22 @@ type workitemView struct {
 	EndStatus  int              `json:"endStatus,omitempty"`
 	HangupBy   string           `json:"hangupBy,omitempty"`
 	Media      []store.LegMedia `json:"media"`
+	// The contact-center context of calls placed or taken through the
+	// agent API.
+	ContactID          string `json:"contactId,omitempty"`
+	CampaignID         string `json:"campaignId,omitempty"`
+	Context            string `json:"context,omitempty"`
+	Name               string `json:"name,omitempty"`
+	ForcedOutsideHours bool   `json:"forcedOutsideHours,omitempty"`
 }
 
 func viewWorkitem(w *store.Workitem) workitemView {
 	v := workitemView{ID: w.ID, URI: workitemURI(w.ID), Type: w.Type, State: w.State, From: w.From, FromName: w.FromName,
 		To: w.To, ToName: w.ToName, OwnedBy: w.OwnedBy, Users: w.Users, TrunkID: w.TrunkID, CallID: w.CallID,
 		CreatedAt: ms(w.CreatedAt), AnsweredAt: ms(w.AnsweredAt), EndedAt: ms(w.EndedAt), DurationMs: w.DurationMs,
-		EndReason: w.EndReason, EndStatus: w.EndStatus, HangupBy: w.HangupBy, Media: w.Media}
+		EndReason: w.EndReason, EndStatus: w.EndStatus, HangupBy: w.HangupBy, Media: w.Media,
+		ContactID: w.Extra.ContactID, CampaignID: w.Extra.CampaignID, Context: w.Extra.Context, Name: w.Extra.Name,
+		ForcedOutsideHours: w.Extra.ForcedOutsideHours}
 	if v.Users == nil {
 		v.Users = []string{}
 	}

@@ -116,7 +116,7 @@ func TestUserAttributesRoundTrip(t *testing.T) {
 		{map[string]any{"userName": "v5", "password": "short"}, "password"},
 		{map[string]any{"userName": "v6", "firstName": "two\nlines"}, "firstName"},
 		{map[string]any{"userName": "v7", "lastName": strings.Repeat("x", 101)}, "lastName"},
-		{map[string]any{"userName": "v8", "roles": []string{"ROLE_SUPERVISOR"}}, "roles"},
+		{map[string]any{"userName": "v8", "roles": []string{"ROLE_ROOT"}}, "roles"},
 		{map[string]any{"userName": ""}, "userName"},
 		{map[string]any{"userName": strings.Repeat("u", 129)}, "userName"},
 		{map[string]any{"firstName": "No Name"}, "userName"},
