@@ -59,6 +59,8 @@ const (
 	ProbNotInConference  = probPrefix + "not-in-conference"
 	ProbNotMonitoring    = probPrefix + "not-monitoring"
 	ProbCallControlOff   = probPrefix + "call-control-unavailable"
+	ProbCallingHours     = probPrefix + "outside-calling-hours"
+	ProbCampaignDisabled = probPrefix + "campaign-disabled"
 )
 
 var callTitles = map[string]string{
@@ -68,6 +70,8 @@ var callTitles = map[string]string{
 	ProbNotInConference:  "Not in a conference",
 	ProbNotMonitoring:    "Not monitoring",
 	ProbCallControlOff:   "Call control is not running",
+	ProbCallingHours:     "Outside the allowed calling hours",
+	ProbCampaignDisabled: "Campaign disabled",
 }
 
 func callProblem(status int, typ, detail string) *Problem {
@@ -91,6 +95,14 @@ func callError(err error) error {
 		return invalid("id", "a supervisor cannot monitor themselves")
 	case errors.Is(err, agents.ErrNoWorkitem):
 		return notFound("live call")
+	case errors.Is(err, agents.ErrOutsideHours):
+		return callProblem(http.StatusConflict, ProbCallingHours, "outside the campaign's calling hours in the callee's time zone; dial with force to call anyway")
+	case errors.Is(err, agents.ErrNoCampaign):
+		return invalid("campaignId", "no such campaign")
+	case errors.Is(err, agents.ErrCampaignOff):
+		return callProblem(http.StatusConflict, ProbCampaignDisabled, "the campaign is disabled")
+	case errors.Is(err, agents.ErrNoContact):
+		return invalid("contactId", "no such contact")
 	case errors.Is(err, agents.ErrClosed):
 		return problem(http.StatusServiceUnavailable, ProbServiceUnavailable, "shutting down")
 	}
@@ -143,11 +155,8 @@ func (s *Server) calls() (AgentCalls, *Problem) {
 
 // isSupervisor: admins and supervisors may act on other agents.
 func isSupervisor(p *Principal) bool {
-	return p.IsAdmin() || (p.Kind == KindUser && p.User.HasRole(roleSupervisor))
+	return p.IsAdmin() || (p.Kind == KindUser && p.User.HasRole(store.RoleSupervisor))
 }
-
-// roleSupervisor is the role that may monitor agents and act for them.
-const roleSupervisor = "ROLE_SUPERVISOR"
 
 // actingFor is the user a call-control request is for: the caller, or
 // with ?userId= a user a supervisor, an admin or a service user with
@@ -242,9 +251,10 @@ type dialPayload struct {
 
 // dialResponse is the spec's DialResponse.
 type dialResponse struct {
-	WorkitemID string `json:"workitemId"`
-	URI        string `json:"uri"`
-	State      string `json:"state"`
+	WorkitemID         string `json:"workitemId"`
+	URI                string `json:"uri"`
+	State              string `json:"state"`
+	ForcedOutsideHours bool   `json:"forcedOutsideHours,omitempty"`
 }
 
 func validNumber(s string) bool {
@@ -282,13 +292,30 @@ func (s *Server) handleDial(w http.ResponseWriter, r *http.Request, p *Principal
 	if prob != nil {
 		return prob
 	}
+	for field, id := range map[string]string{"campaignId": in.CampaignID, "contactId": in.ContactID} {
+		if id != "" && !store.ValidID(id) {
+			return invalid(field, "is not an id")
+		}
+	}
 	req := agents.DialRequest{To: in.To, Name: in.Name, ConferenceWorkitemID: in.ConferenceWorkitemID,
-		Extra: store.WorkitemExt{ContactID: in.ContactID, CampaignID: in.CampaignID, Context: in.Context, Name: in.Name}}
-	id, err := ac.M.Dial(uid, req)
+		CampaignID: in.CampaignID, ContactID: in.ContactID, Force: in.Force, Context: in.Context}
+	res, err := ac.M.Dial(uid, req)
 	if err != nil {
 		return callError(err)
 	}
-	writeJSON(w, http.StatusOK, dialResponse{WorkitemID: id, URI: workitemURI(id), State: "ringing"})
+	if res.ForcedOutsideHours {
+		// A deliberate override of the calling hours is kept in the audit
+		// log as well as on the workitem.
+		err := s.st.Update(func(tx *store.Tx) error {
+			return s.audit(tx, r, p, "dial.forceOutsideHours", "workitem", res.WorkitemID,
+				map[string]string{"campaignId": in.CampaignID, "contactId": in.ContactID, "to": in.To, "userId": uid})
+		})
+		if err != nil {
+			return err
+		}
+	}
+	writeJSON(w, http.StatusOK, dialResponse{WorkitemID: res.WorkitemID, URI: workitemURI(res.WorkitemID), State: "ringing",
+		ForcedOutsideHours: res.ForcedOutsideHours})
 	return nil
 }
 

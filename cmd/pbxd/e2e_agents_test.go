@@ -1,6 +1,7 @@
 package main
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -213,5 +214,99 @@ func TestAgentConferenceAndMonitoring(t *testing.T) {
 		if !strings.Contains(audit, a) {
 			t.Errorf("no %s in the audit log", a)
 		}
+	}
+}
+
+// TestAgentDialPolicyEventsAndForcedLogout: the agent's event stream shows
+// the connection and the call's life; a campaign's calling hours (in the
+// contact's time zone) refuse a dial unless forced, and a forced dial is
+// recorded on the workitem and in the audit log; a supervisor's forced
+// logout hangs up the agent's connection and call and ends the session;
+// the call then shows in the agent's history for today.
+func TestAgentDialPolicyEventsAndForcedLogout(t *testing.T) {
+	t.Parallel()
+	b := startCallBox(t)
+	agentID, tok := b.agentUser("agent3", "821")
+	_, supTok := b.agentUser("super3", "829", "ROLE_SUPERVISOR")
+	b.phoneUser("cust3", "822", nil)
+	startSIPpUAS(t, sippOpts{Scenario: "uas_answer.xml", Register: b.registration("agent3-dev"), Audio: 40 * time.Second, Timeout: 60 * time.Second})
+	customer := startSIPpUAS(t, sippOpts{Scenario: "uas_answer.xml", Register: b.registration("cust3-dev"), Audio: 40 * time.Second, Timeout: 60 * time.Second})
+
+	sock, err := b.dialSocket(t, "?userId="+agentID+"&access_token="+tok, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.do("POST", "/api/v1/connection", tok, nil).want(t, 202)
+	if e := sock.waitFor("connection"); e["data"].(map[string]any)["state"] != "connecting" {
+		t.Errorf("first connection event: %v", e)
+	}
+	if e := sock.waitFor("connection"); e["data"].(map[string]any)["state"] != "connected" {
+		t.Errorf("second connection event: %v", e)
+	}
+
+	// A campaign that may call only in a window two hours from now (UTC),
+	// and a contact in UTC.
+	now := time.Now().UTC()
+	hm := func(t time.Time) string { return t.Format("15:04") }
+	camp := b.do("POST", "/api/v1/campaigns", b.admin, map[string]any{"name": "renewals", "callerId": "4930777000", "enabled": true,
+		"callingHours": map[string]any{"days": []int{0, 1, 2, 3, 4, 5, 6}, "start": hm(now.Add(2 * time.Hour)), "end": hm(now.Add(3 * time.Hour))}}).want(t, 201).str("id")
+	contact := b.do("POST", "/api/v1/contacts", b.admin, map[string]any{"firstName": "Carla", "lastName": "Kunde", "timezone": "UTC",
+		"numbers": []map[string]any{{"type": "work", "number": "822"}}}).want(t, 201).str("id")
+	wantProblem(t, b.do("POST", "/api/v1/dial", tok, map[string]any{"to": "822", "campaignId": camp, "contactId": contact}), 409, "urn:pbxd:problem:outside-calling-hours")
+	r := b.do("POST", "/api/v1/dial", tok, map[string]any{"to": "822", "campaignId": camp, "contactId": contact, "force": true, "context": "renewal offer"}).want(t, 200)
+	wid := r.str("workitemId")
+	if r.obj["forcedOutsideHours"] != true {
+		t.Errorf("dial response: %s", r.raw)
+	}
+	for _, typ := range []string{"workitem.created", "workitem.ringing", "workitem.answered"} {
+		if e := sock.waitFor(typ); e["data"].(map[string]any)["workitemId"] != wid {
+			t.Errorf("%s: %v", typ, e)
+		}
+	}
+	b.do("POST", "/api/v1/mute", tok, nil).want(t, 200)
+	if e := sock.waitFor("mute"); e["data"].(map[string]any)["inMute"] != true {
+		t.Errorf("mute event: %v", e)
+	}
+	time.Sleep(500 * time.Millisecond)
+
+	// The supervisor forces the agent out: connection and call end, the
+	// session dies.
+	b.do("POST", "/api/v1/users/"+agentID+"/force-logout", supTok, nil).want(t, 204)
+	deadline := time.Now().Add(10 * time.Second)
+	for b.do("GET", "/api/v1/connection?userId="+agentID, supTok, nil).want(t, 200).str("connection") != "disconnected" {
+		if time.Now().After(deadline) {
+			t.Fatal("the forced logout left the connection up")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	b.do("GET", "/api/v1/sessions/current", tok, nil).want(t, 401)
+	customer.Stop()
+	if got := customer.Wait().Requests(); !slices.Contains(got, "BYE") {
+		t.Errorf("the customer's phone got %v, want a BYE", got)
+	}
+	w := b.lastWorkitem()
+	wantWorkitem(t, w, map[string]any{"id": wid, "endReason": "completed", "forcedOutsideHours": true, "toName": "Carla Kunde"})
+	if w["from"] != "4930777000" {
+		t.Errorf("the campaign's caller ID was not used: %v", w["from"])
+	}
+	audit := string(b.do("GET", "/api/v1/audit?rows=30", b.admin, nil).want(t, 200).raw)
+	if !strings.Contains(audit, "dial.forceOutsideHours") {
+		t.Error("the forced dial is not in the audit log")
+	}
+	full := b.do("GET", "/api/v1/workitems/"+wid, b.admin, nil).want(t, 200)
+	if !strings.Contains(string(full.raw), `"forcedOutsideHours":true`) || !strings.Contains(string(full.raw), contact) {
+		t.Errorf("the workitem does not record the override and contact: %s", full.raw)
+	}
+	// The call is in the agent's history for today (a new login).
+	tok = b.login("agent3", "pw-agent3-123")
+	hist := b.do("GET", "/api/v1/history?rangeType=today", tok, nil).want(t, 200)
+	if !strings.Contains(string(hist.raw), wid) {
+		t.Errorf("today's history lacks the call: %s", hist.raw)
+	}
+	if yest := b.do("GET", "/api/v1/history?rangeType=yesterday", tok, nil).want(t, 200); strings.Contains(string(yest.raw), wid) {
+		t.Error("yesterday's history has today's call")
+	}
+	if ch := b.do("GET", "/api/v1/contacts/"+contact+"/history?rangeType=today", b.admin, nil).want(t, 200); !strings.Contains(string(ch.raw), wid) {
+		t.Errorf("the contact's history lacks the call: %s", ch.raw)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"pbxd/api"
 	"pbxd/media/rtpleg"
 	"pbxd/pbx"
+	"pbxd/pbx/events"
 	"pbxd/pbx/tlscert"
 	"pbxd/store"
 
@@ -98,7 +99,11 @@ func runServe(ctx context.Context, cfg *serveConfig, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	sip, err := pbx.Start(pbx.Config{Store: st, Logger: log, Listen: cfg.SIPListen, PublicAddr: cfg.SIPPublicAddr,
+	// One bus carries every user's events: the API's (status, ACD) and
+	// the call runtime's (connection, calls, mute, monitoring).
+	bus := events.New()
+	defer bus.Close()
+	sip, err := pbx.Start(pbx.Config{Store: st, Logger: log, Listen: cfg.SIPListen, PublicAddr: cfg.SIPPublicAddr, Publish: bus.Emit,
 		TLSListen: cfg.SIPTLSListen, TLS: tlsConf, WSListen: cfg.SIPWSListen, WSSListen: cfg.SIPWSSListen, WSOrigins: cfg.SIPWSOrigins,
 		Realm: cfg.SIPRealm, AuthAlgorithms: cfg.SIPAuthAlgorithms, RTPPorts: rtpPorts,
 		RingTimeout: cfg.RingTimeout, MediaTimeout: cfg.MediaTimeout, KeepAlive: keepAlive(cfg.SIPKeepAlive), Version: version})
@@ -108,7 +113,7 @@ func runServe(ctx context.Context, cfg *serveConfig, log *slog.Logger) error {
 	defer sip.Close()
 
 	srv := api.New(api.Config{Store: st, Logger: log, Version: version, SessionTTL: cfg.SessionTTL, SIPRealm: cfg.SIPRealm,
-		Trunks: sip.Trunks(), Calls: api.AgentCalls{M: sip.Agents()}, Gauges: sipGauges(sip)})
+		Trunks: sip.Trunks(), Calls: api.AgentCalls{M: sip.Agents()}, Events: bus, Gauges: sipGauges(sip)})
 	defer srv.Close()
 
 	// The password source is read only when there is no admin yet: the file

@@ -2,6 +2,7 @@ package agents
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"time"
 
@@ -16,12 +17,29 @@ type DialRequest struct {
 	Name string
 	// ConferenceWorkitemID dials a third party into that call.
 	ConferenceWorkitemID string
-	// CallerID and CallerName override what the callee sees (a campaign's).
-	CallerID, CallerName string
-	// Extra is recorded on the workitem (contact, campaign, context,
-	// forced outside calling hours).
-	Extra store.WorkitemExt
+	// CampaignID gives the caller ID and the calling hours; ContactID the
+	// callee's name and time zone. Force places the call outside the
+	// campaign's calling hours.
+	CampaignID, ContactID string
+	Force                 bool
+	Context               string
 }
+
+// DialResult is what Dial reports at once.
+type DialResult struct {
+	WorkitemID string
+	// ForcedOutsideHours: the call is outside the campaign's calling
+	// hours in the callee's time zone, placed because of Force.
+	ForcedOutsideHours bool
+}
+
+// Errors of dial's checks.
+var (
+	ErrNoCampaign   = errors.New("agents: no such campaign")
+	ErrCampaignOff  = errors.New("agents: the campaign is disabled")
+	ErrNoContact    = errors.New("agents: no such contact")
+	ErrOutsideHours = errors.New("agents: outside the campaign's calling hours in the callee's time zone")
+)
 
 // dialRing bounds how long a customer's phone rings.
 const dialRing = 90 * time.Second
@@ -30,26 +48,74 @@ const dialRing = 90 * time.Second
 // leg (or, with ConferenceWorkitemID, into that call, making a
 // conference). It returns the new workitem's id at once; ringing,
 // answer and end arrive as events.
-func (m *Manager) Dial(userID string, r DialRequest) (string, error) {
+func (m *Manager) Dial(userID string, r DialRequest) (DialResult, error) {
 	to := strings.TrimSpace(r.To)
 	var u *store.User
-	if err := m.cfg.Store.View(func(tx *store.Tx) (err error) { u, err = tx.GetUser(userID); return err }); err != nil {
-		return "", err
+	var camp *store.Campaign
+	var contact *store.Contact
+	err := m.cfg.Store.View(func(tx *store.Tx) (err error) {
+		if u, err = tx.GetUser(userID); err != nil {
+			return err
+		}
+		if r.CampaignID != "" {
+			if camp, err = tx.GetCampaign(r.CampaignID); errors.Is(err, store.ErrNotFound) {
+				return ErrNoCampaign
+			} else if err != nil {
+				return err
+			}
+		}
+		if r.ContactID != "" {
+			if contact, err = tx.GetContact(r.ContactID); errors.Is(err, store.ErrNotFound) {
+				return ErrNoContact
+			} else if err != nil {
+				return err
+			}
+		} else if c, err := tx.ContactByNumber(to); err == nil {
+			contact = c // the callee is a known contact: their time zone counts
+		}
+		return nil
+	})
+	if err != nil {
+		return DialResult{}, err
+	}
+	var res DialResult
+	if camp != nil {
+		if !camp.Enabled {
+			return DialResult{}, ErrCampaignOff
+		}
+		loc := time.UTC
+		if contact != nil {
+			loc = contact.Location()
+		}
+		if !store.WithinCallingHours(camp, loc, m.cfg.Now()) {
+			if !r.Force {
+				return DialResult{}, ErrOutsideHours
+			}
+			res.ForcedOutsideHours = true
+		}
+	}
+	name := r.Name
+	if name == "" && contact != nil {
+		name = contact.Name()
+	}
+	extra := store.WorkitemExt{CampaignID: r.CampaignID, Context: r.Context, Name: name, ForcedOutsideHours: res.ForcedOutsideHours}
+	if contact != nil {
+		extra.ContactID = contact.ID
 	}
 	m.mu.Lock()
 	a := m.agents[userID]
 	if a == nil || a.state != Connected {
 		m.mu.Unlock()
-		return "", ErrNotConnected
+		return DialResult{}, ErrNotConnected
 	}
 	if r.ConferenceWorkitemID != "" {
 		if c := a.calls[r.ConferenceWorkitemID]; c == nil || c.placed == nil {
 			m.mu.Unlock()
-			return "", ErrNoWorkitem
+			return DialResult{}, ErrNoWorkitem
 		}
 	} else if len(a.calls) > 0 {
 		m.mu.Unlock()
-		return "", ErrBusy
+		return DialResult{}, ErrBusy
 	}
 	id := store.NewID()
 	ctx, cancel := context.WithTimeout(context.Background(), dialRing)
@@ -59,14 +125,11 @@ func (m *Manager) Dial(userID string, r DialRequest) (string, error) {
 	m.mu.Unlock()
 
 	from, fromName := u.Extension, strings.TrimSpace(u.FirstName+" "+u.LastName)
-	if r.CallerID != "" {
-		from, fromName = r.CallerID, r.CallerName
+	if camp != nil && camp.CallerID != "" {
+		from, fromName = camp.CallerID, camp.CallerName
 	}
-	w := &store.Workitem{ID: id, From: from, FromName: fromName, To: to, ToName: r.Name,
-		OwnedBy: userID, Users: []string{userID}, CreatedAt: m.cfg.Now(), Extra: r.Extra}
-	if w.Extra.Name == "" {
-		w.Extra.Name = r.Name
-	}
+	w := &store.Workitem{ID: id, From: from, FromName: fromName, To: to, ToName: name,
+		OwnedBy: userID, Users: []string{userID}, CreatedAt: m.cfg.Now(), Extra: extra}
 	m.publish(userID, "workitem.created", map[string]any{"workitemId": id, "to": to, "conferenceWorkitemId": r.ConferenceWorkitemID})
 	go func() {
 		defer m.wg.Done()
@@ -104,7 +167,8 @@ func (m *Manager) Dial(userID string, r DialRequest) (string, error) {
 			m.publish(userID, "conference", map[string]any{"inConference": true})
 		}
 	}()
-	return id, nil
+	res.WorkitemID = id
+	return res, nil
 }
 
 // callEnded takes a call that ended (either side hung up) out of the

@@ -80,7 +80,11 @@ func (m *Manager) Connect(userID string) error {
 // connectionTarget is what connectToServer calls: the user's registered
 // devices (the default), or an external number through a trunk.
 func connectionTarget(u *store.User) b2bua.OriginateRequest {
-	return b2bua.OriginateRequest{UserID: u.ID, FromNumber: "pbxd", FromName: "pbxd"}
+	r := b2bua.OriginateRequest{UserID: u.ID, FromNumber: "pbxd", FromName: "pbxd"}
+	if u.ConnectTarget() == store.ConnectNumber && u.ConnectNumber != "" {
+		r.UserID, r.Number = "", u.ConnectNumber
+	}
+	return r
 }
 
 // Disconnect hangs up the agent's connection and every call the agent is
