@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"sync"
 	"testing"
 	"time"
 
@@ -55,31 +56,34 @@ func call(t *testing.T, e *Engine, name string, toLeg, toBrowser float64) (*Leg,
 }
 
 // TestSinglePortTwoBrowsers runs two calls at once through the engine's
-// one UDP port.
+// one UDP port: both are up, with media checked each way, at the same time.
 func TestSinglePortTwoBrowsers(t *testing.T) {
 	checkGoroutines(t)
 	e := newEngine(t, Config{})
-	type result struct {
-		answer []byte
-	}
-	done := make(chan result, 2)
+	answers := make(chan []byte, 2)
+	var both sync.WaitGroup
+	both.Add(2)
 	for i, f := range [][2]float64{{400, 1000}, {700, 1300}} {
 		t.Run(fmt.Sprint("browser", i), func(t *testing.T) {
 			t.Parallel()
-			_, a := call(t, e, fmt.Sprint("browser", i), f[0], f[1])
-			done <- result{a}
+			func() {
+				defer both.Done() // also when call fails the test
+				_, a := call(t, e, fmt.Sprint("browser", i), f[0], f[1])
+				answers <- a
+			}()
+			both.Wait() // neither call ends before both worked
+			if n := e.Active(); n != 2 {
+				t.Errorf("%d legs open, want 2", n)
+			}
 		})
 	}
 	t.Cleanup(func() {
-		close(done)
+		close(answers)
 		want := []string{fmt.Sprintf("127.0.0.1 %d", e.Port())}
-		for r := range done {
-			if got := candidates(r.answer); fmt.Sprint(got) != fmt.Sprint(want) {
+		for a := range answers {
+			if got := candidates(a); fmt.Sprint(got) != fmt.Sprint(want) {
 				t.Errorf("candidates %v, want %v", got, want)
 			}
-		}
-		if e.Active() != 0 {
-			t.Errorf("%d legs still open", e.Active())
 		}
 	})
 }

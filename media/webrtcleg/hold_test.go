@@ -142,3 +142,35 @@ func TestListenOnlyBrowser(t *testing.T) {
 	assertTone(t, "listener", decode("PCMU", payloadsOf(got[5:])...), 1300)
 	time.Sleep(500 * time.Millisecond)
 }
+
+// TestReofferKeepsCodec: a re-offer listing the other G.711 codec first is
+// answered with the codec the leg already sends.
+func TestReofferKeepsCodec(t *testing.T) {
+	checkGoroutines(t)
+	e := newEngine(t, Config{})
+	l, err := e.Open("reoffer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	b := newBrowser(t, nil)
+	connect(t, l, b)
+	o, err := b.pc.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// pion's re-offer lists what was negotiated (0 126): put PCMA first.
+	sdp := b.setLocal(o)
+	re := bytes.Replace(sdp, []byte("SAVPF 0 126\r\n"), []byte("SAVPF 8 0 126\r\n"), 1)
+	re = bytes.Replace(re, []byte("a=rtpmap:0 "), []byte("a=rtpmap:8 PCMA/8000\r\na=rtpmap:0 "), 1)
+	if bytes.Equal(re, sdp) {
+		t.Fatalf("could not reorder the offer:\n%s", sdp)
+	}
+	answer, err := l.Answer(context.Background(), re)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(answer, []byte("SAVPF 0 126\r\n")) || l.Codec().Name != "PCMU" {
+		t.Errorf("re-offer answered with %v:\n%s", l.Codec(), answer)
+	}
+}

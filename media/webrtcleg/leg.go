@@ -183,7 +183,8 @@ func (l *Leg) State() string { return l.pc.ConnectionState().String() }
 // (SIP has no trickle ICE). The answer carries exactly one audio codec,
 // the first PCMU or PCMA of the offer, plus telephone-event/8000 if
 // offered; an offer without G.711 is refused with ErrNoCodec before
-// anything changes. A later call answers a re-offer: hold (sendonly or
+// anything changes. A later call answers a re-offer (keeping the codec if
+// it is still offered): hold (sendonly or
 // inactive, when nothing is sent to the browser and no media timeout
 // runs) and resume. After any other error, or if ctx ends first, the leg
 // is left half-negotiated: close it.
@@ -226,7 +227,9 @@ func (l *Leg) Answer(ctx context.Context, offer []byte) ([]byte, error) {
 		}
 		l.startSender(s)
 	}
-	prefs := []webrtc.RTPCodecParameters{ra.g711}
+	// One G.711 codec: the offer's first, or on a re-offer the one the
+	// leg sends already (pion binds the track once).
+	prefs := []webrtc.RTPCodecParameters{ra.choose(l.Codec().Name)}
 	if ra.hasEvent {
 		prefs = append(prefs, ra.event)
 	}

@@ -17,9 +17,23 @@ type remoteAudio struct {
 	g711     webrtc.RTPCodecParameters
 	event    webrtc.RTPCodecParameters
 	hasEvent bool
+	// pcmu and pcma are both G.711 formats, when offered.
+	pcmu, pcma webrtc.RTPCodecParameters
 	// dir is the section's direction as the browser wrote it (sendrecv
 	// when it wrote none).
 	dir string
+}
+
+// choose returns the G.711 format to answer with: the one the leg already
+// sends (current, on a re-offer) if it is still offered, else the first.
+func (ra remoteAudio) choose(current string) webrtc.RTPCodecParameters {
+	switch {
+	case current == "PCMU" && ra.pcmu.MimeType != "":
+		return ra.pcmu
+	case current == "PCMA" && ra.pcma.MimeType != "":
+		return ra.pcma
+	}
+	return ra.g711
 }
 
 // sends is true unless the browser said recvonly or inactive: only then
@@ -123,12 +137,18 @@ func parseRemote(body []byte) (ra remoteAudio, hasG711 bool, err error) {
 				RTPCodecCapability: webrtc.RTPCodecCapability{ClockRate: 8000, Channels: 1, SDPFmtpLine: fmtps[f]}}
 			switch {
 			case rate != "8000":
-			case strings.EqualFold(name, "PCMU") && !hasG711:
+			case strings.EqualFold(name, "PCMU") && ra.pcmu.MimeType == "":
 				c.MimeType = webrtc.MimeTypePCMU
-				ra.g711, hasG711 = c, true
-			case strings.EqualFold(name, "PCMA") && !hasG711:
+				ra.pcmu = c
+				if !hasG711 {
+					ra.g711, hasG711 = c, true
+				}
+			case strings.EqualFold(name, "PCMA") && ra.pcma.MimeType == "":
 				c.MimeType = webrtc.MimeTypePCMA
-				ra.g711, hasG711 = c, true
+				ra.pcma = c
+				if !hasG711 {
+					ra.g711, hasG711 = c, true
+				}
 			case strings.EqualFold(name, "telephone-event") && !ra.hasEvent:
 				c.MimeType = mimeTelephoneEvent
 				ra.event, ra.hasEvent = c, true
