@@ -72,7 +72,7 @@ func sane(h sipgo.RequestHandler) sipgo.RequestHandler {
 
 // knownMethods are SIP methods pbxd recognises but does not take.
 var knownMethods = map[sip.RequestMethod]bool{
-	sip.SUBSCRIBE: true, sip.NOTIFY: true, sip.REFER: true, sip.MESSAGE: true, sip.PUBLISH: true, sip.PRACK: true, sip.INFO: true,
+	sip.SUBSCRIBE: true, sip.NOTIFY: true, sip.REFER: true, sip.MESSAGE: true, sip.PUBLISH: true, sip.PRACK: true,
 }
 
 // handleNoRoute answers methods without a handler: 405 for SIP methods

@@ -18,6 +18,7 @@ import (
 
 	"pbxd/media"
 	"pbxd/media/rtpleg"
+	"pbxd/media/webrtcleg"
 	"pbxd/pbx/agents"
 	"pbxd/pbx/b2bua"
 	"pbxd/pbx/digest"
@@ -52,6 +53,11 @@ type Config struct {
 	AuthAlgorithms []string
 	// RTPPorts is the UDP range of media legs.
 	RTPPorts rtpleg.PortRange
+	// WebRTCPort is the one UDP port every browser's ICE and media share
+	// (0: any free port; negative: no WebRTC). WebRTCLite answers as an
+	// ICE-lite agent.
+	WebRTCPort int
+	WebRTCLite bool
 	// RingTimeout ends unanswered calls; MediaTimeout hangs up calls
 	// whose RTP stopped (0 disables it).
 	RingTimeout, MediaTimeout time.Duration
@@ -76,6 +82,7 @@ type Server struct {
 	ws     *wsListener
 	wss    *wsListener
 	media  *rtpleg.Engine
+	web    *webrtcleg.Engine
 	mix    *media.MixClock
 	calls  *b2bua.Engine
 	agents *agents.Manager
@@ -179,16 +186,30 @@ func Start(cfg Config) (*Server, error) {
 		s.ua.Close()
 		return nil, fmt.Errorf("--rtp-ports: %w", err)
 	}
+	if cfg.WebRTCPort >= 0 {
+		wcfg := webrtcleg.Config{UDPPort: cfg.WebRTCPort, BindIP: bind, Lite: cfg.WebRTCLite, MediaTimeout: cfg.MediaTimeout, Logger: cfg.Logger}
+		if cfg.PublicAddr != "" {
+			wcfg.PublicIPs = []netip.Addr{public}
+		}
+		if s.web, err = webrtcleg.New(wcfg); err != nil {
+			s.media.Close()
+			s.ua.Close()
+			return nil, fmt.Errorf("--webrtc-udp-port: %w", err)
+		}
+	}
 	s.trunks = trunks.New(trunks.Config{Store: cfg.Store, Client: udpClient, TCPClient: tcpClient,
 		ContactHost: public.String(), ContactPort: port, ContactTLSPort: tlsPort, Logger: cfg.Logger})
 	devices := sipauth.New(sipauth.Config{Store: cfg.Store, Digest: auth, Logger: cfg.Logger})
 	reg := registrar.New(registrar.Config{Store: cfg.Store, Auth: devices, Logger: cfg.Logger})
 	s.mix = media.NewMixClock()
-	s.calls, err = b2bua.New(b2bua.Config{Store: cfg.Store, Auth: devices, Media: s.media, MixClock: s.mix, UDP: udpClient, TCP: tcpClient,
+	s.calls, err = b2bua.New(b2bua.Config{Store: cfg.Store, Auth: devices, Media: s.media, WebRTC: s.web, MixClock: s.mix, UDP: udpClient, TCP: tcpClient,
 		Host: public.String(), Port: port, TLSPort: tlsPort, WSPort: s.wsPort(s.ws), WSSPort: s.wsPort(s.wss), Trunks: trunkRoutes{s.trunks}, RingTimeout: cfg.RingTimeout, Logger: cfg.Logger})
 	if err != nil {
 		s.mix.Close()
 		s.media.Close()
+		if s.web != nil {
+			s.web.Close()
+		}
 		s.ua.Close()
 		return nil, err
 	}
@@ -200,6 +221,7 @@ func Start(cfg Config) (*Server, error) {
 	s.srv.OnBye(sane(s.calls.HandleBye))
 	s.srv.OnCancel(sane(s.calls.HandleCancel))
 	s.srv.OnUpdate(sane(s.calls.HandleUpdate))
+	s.srv.OnInfo(sane(s.calls.HandleInfo))
 	s.srv.OnNoRoute(sane(handleNoRoute))
 
 	if cfg.KeepAlive >= 0 {
@@ -352,6 +374,14 @@ func (s *Server) wsPort(l *wsListener) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
+// WebRTCPort is the UDP port browsers' media uses, or 0.
+func (s *Server) WebRTCPort() int {
+	if s.web == nil {
+		return 0
+	}
+	return s.web.Port()
+}
+
 // WSAddr is the bound SIP-over-WebSocket address, or "".
 func (s *Server) WSAddr() string {
 	if s.ws == nil {
@@ -390,6 +420,9 @@ func (s *Server) Close() error {
 		}
 		s.mix.Close()
 		s.media.Close()
+		if s.web != nil {
+			s.web.Close()
+		}
 		s.udp.Close()
 		s.tcp.Close()
 		if s.tls != nil {
@@ -409,7 +442,7 @@ func (s *Server) Close() error {
 }
 
 // allowed lists the methods pbxd answers today.
-const allowed = "REGISTER, INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE"
+const allowed = "REGISTER, INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO"
 
 // handleOptions answers OPTIONS pings (monitoring, trunk and phone
 // keep-alives) with 200 and what pbxd supports.

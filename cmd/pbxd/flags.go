@@ -26,6 +26,8 @@ type serveConfig struct {
 	TLSKey            string
 	TLSSelfSigned     bool
 	RTPPorts          string
+	WebRTCUDPPort     int
+	WebRTCICELite     bool
 	RingTimeout       time.Duration
 	MediaTimeout      time.Duration
 	SIPKeepAlive      time.Duration
@@ -55,6 +57,8 @@ func newServeFlags(cfg *serveConfig) *pflag.FlagSet {
 	fs.BoolVar(&cfg.TLSSelfSigned, "tls-self-signed", false, "create a self-signed certificate at --tls-cert/--tls-key on the first start if there is none")
 	fs.StringVar(&cfg.SIPPublicAddr, "sip-public-addr", "", "host[:port] announced in Via, Contact and SDP when the box is behind NAT (default: the listening address)")
 	fs.StringVar(&cfg.RTPPorts, "rtp-ports", "10000-20000", "UDP port range for call media (RTP on even ports, RTCP on the odd one above)")
+	fs.IntVar(&cfg.WebRTCUDPPort, "webrtc-udp-port", 20100, "the one UDP port every browser's ICE and media share (0: any free port, -1: no WebRTC)")
+	fs.BoolVar(&cfg.WebRTCICELite, "webrtc-ice-lite", false, "answer browsers as an ICE-lite agent (a box with a public address)")
 	fs.DurationVar(&cfg.RingTimeout, "ring-timeout", 60*time.Second, "how long a call rings before it ends unanswered (480)")
 	fs.DurationVar(&cfg.SIPKeepAlive, "sip-keepalive", 30*time.Second, "interval of OPTIONS pings that keep UDP phones' NAT mappings open; contacts that stop answering are dropped (0 disables)")
 	fs.DurationVar(&cfg.MediaTimeout, "media-timeout", 30*time.Second, "hang up a call when a party sends no RTP for this long (0 disables)")
@@ -110,6 +114,9 @@ func parseServeFlags(args []string) (*serveConfig, error) {
 	}
 	if _, err := rtpleg.ParsePortRange(cfg.RTPPorts); err != nil {
 		return nil, fmt.Errorf("--rtp-ports: %w", err)
+	}
+	if cfg.WebRTCUDPPort < -1 || cfg.WebRTCUDPPort > 65535 {
+		return nil, fmt.Errorf("--webrtc-udp-port must be a UDP port, 0 or -1")
 	}
 	if cfg.RingTimeout < time.Second {
 		return nil, fmt.Errorf("--ring-timeout must be at least 1s")

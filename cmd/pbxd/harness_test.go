@@ -68,7 +68,7 @@ func start(t testing.TB, o startOpts) *proc {
 	if o.dataDir == "" {
 		o.dataDir = t.TempDir()
 	}
-	args := append([]string{"serve", "--data-dir", o.dataDir, "--http-listen", "127.0.0.1:0", "--sip-listen", "127.0.0.1:0", "--sip-ws-listen", "127.0.0.1:0", "--log-format", "json"}, o.args...)
+	args := append([]string{"serve", "--data-dir", o.dataDir, "--http-listen", "127.0.0.1:0", "--sip-listen", "127.0.0.1:0", "--sip-ws-listen", "127.0.0.1:0", "--webrtc-udp-port", "0", "--log-format", "json"}, o.args...)
 	cmd := exec.Command(pbxdBin, args...)
 	cmd.Env = append(os.Environ(), o.env...)
 	p := &proc{t: t, cmd: cmd, dataDir: o.dataDir, exited: make(chan struct{})}

@@ -105,7 +105,7 @@ func runServe(ctx context.Context, cfg *serveConfig, log *slog.Logger) error {
 	defer bus.Close()
 	sip, err := pbx.Start(pbx.Config{Store: st, Logger: log, Listen: cfg.SIPListen, PublicAddr: cfg.SIPPublicAddr, Publish: bus.Emit,
 		TLSListen: cfg.SIPTLSListen, TLS: tlsConf, WSListen: cfg.SIPWSListen, WSSListen: cfg.SIPWSSListen, WSOrigins: cfg.SIPWSOrigins,
-		Realm: cfg.SIPRealm, AuthAlgorithms: cfg.SIPAuthAlgorithms, RTPPorts: rtpPorts,
+		Realm: cfg.SIPRealm, AuthAlgorithms: cfg.SIPAuthAlgorithms, RTPPorts: rtpPorts, WebRTCPort: cfg.WebRTCUDPPort, WebRTCLite: cfg.WebRTCICELite,
 		RingTimeout: cfg.RingTimeout, MediaTimeout: cfg.MediaTimeout, KeepAlive: keepAlive(cfg.SIPKeepAlive), Version: version})
 	if err != nil {
 		return err
@@ -157,7 +157,7 @@ func runServe(ctx context.Context, cfg *serveConfig, log *slog.Logger) error {
 	}
 
 	addr := ln.Addr().String()
-	log.Info("pbxd ready", "version", version, "http", addr, "api", "http://"+addr+"/api/v1", "sip", sip.Addr(), "sip_tls", sip.TLSAddr(), "sip_ws", sip.WSAddr(), "sip_wss", sip.WSSAddr(),
+	log.Info("pbxd ready", "version", version, "http", addr, "api", "http://"+addr+"/api/v1", "sip", sip.Addr(), "sip_tls", sip.TLSAddr(), "sip_ws", sip.WSAddr(), "sip_wss", sip.WSSAddr(), "webrtc_udp", sip.WebRTCPort(),
 		"data_dir", cfg.DataDir, "startup_ms", time.Since(start).Milliseconds())
 	n.ready(fmt.Sprintf("serving API on %s, SIP on %s", addr, sip.Addr()))
 

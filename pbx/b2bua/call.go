@@ -13,6 +13,7 @@ import (
 	"pbxd/media/dtmf"
 	"pbxd/media/rtpleg"
 	"pbxd/media/sdp"
+	"pbxd/media/webrtcleg"
 	"pbxd/store"
 )
 
@@ -38,13 +39,45 @@ type leg struct {
 	key  string
 	uas  *sipgo.DialogServerSession
 	uac  *sipgo.DialogClientSession
-	rtp  *rtpleg.Leg
+	// The leg's media: plain RTP with SDP written by pbxd (rtp), or a
+	// browser's WebRTC connection whose SDP pion writes (web).
+	rtp *rtpleg.Leg
+	web *webrtcleg.Leg
+	// answered is set once the browser's SDP answer was applied.
+	webAnswered bool
 	// SDP state of the leg: our origin and last description, their last
 	// session, and what was negotiated.
 	local  sdp.Local
 	remote *sdp.Session
 	codec  sdp.Codec
 	te     uint8
+}
+
+// media is the leg's endpoint for the bridge.
+func (l *leg) media() media.Leg {
+	if l.web != nil {
+		return l.web
+	}
+	return l.rtp
+}
+
+// onTimeout arms the media timeout of the leg.
+func (l *leg) onTimeout(fn func()) {
+	if l.web != nil {
+		l.web.OnTimeout(fn)
+		return
+	}
+	l.rtp.OnTimeout(fn)
+}
+
+// closeMedia releases the leg's sockets or peer connection.
+func (l *leg) closeMedia() {
+	if l.web != nil {
+		l.web.Close()
+	}
+	if l.rtp != nil {
+		l.rtp.Close()
+	}
 }
 
 func (l *leg) session() interface {
@@ -109,6 +142,14 @@ func (l *leg) applyMedia(remote *sdp.Session, codec sdp.Codec, te uint8, ours sd
 	l.rtp.Configure(p)
 }
 
+// sdpCodec names a media codec the way the SDP package does.
+func sdpCodec(c media.Codec) sdp.Codec {
+	if c.Name == media.PCMA.Name {
+		return sdp.PCMA
+	}
+	return sdp.PCMU
+}
+
 func mediaCodec(c sdp.Codec) media.Codec {
 	if c == sdp.PCMA {
 		return media.PCMA
@@ -133,13 +174,17 @@ type Call struct {
 	endCh      chan struct{}
 	reinviting bool
 
-	// Setup state, used by the caller's INVITE goroutine.
-	pendingB   *leg
-	events     chan forkEvent
-	setupDone  chan struct{}
-	setupOnce  sync.Once
-	earlyMedia bool
-	answerBody []byte
+	// Setup state, used by the caller's INVITE goroutine: the callee-side
+	// legs on offer (bLegs; sharedB is the plain RTP one all phone forks
+	// share, with its offer).
+	bLegs       []*leg
+	sharedB     *leg
+	sharedOffer []byte
+	events      chan forkEvent
+	setupDone   chan struct{}
+	setupOnce   sync.Once
+	earlyMedia  bool
+	answerBody  []byte
 
 	dtmfMu sync.Mutex
 	dtmf   map[media.Leg]*dtmf.Detector
@@ -195,9 +240,12 @@ func (c *Call) hangup(reason, by string, from *leg) {
 			c.w.Media = append(c.w.Media, legMedia(l))
 		}
 	}
-	if c.b == nil && c.pendingB != nil {
-		// The callee never answered: its RTP leg only carried early media.
-		legs = append(legs, c.pendingB)
+	for _, l := range c.bLegs {
+		if l != c.b {
+			// Callee legs that never answered (they may have carried
+			// early media).
+			legs = append(legs, l)
+		}
 	}
 	forks, answered := c.forks, c.answered
 	c.record()
@@ -222,7 +270,7 @@ func (c *Call) hangup(reason, by string, from *leg) {
 				}
 			})
 		}
-		l.rtp.Close()
+		l.closeMedia()
 	}
 	c.e.mu.Lock()
 	delete(c.e.calls, c.id)
@@ -234,7 +282,7 @@ func (c *Call) hangup(reason, by string, from *leg) {
 }
 
 func legMedia(l *leg) store.LegMedia {
-	st := l.rtp.Stats()
+	st := l.media().Stats()
 	return store.LegMedia{Leg: l.role, Codec: st.Codec, PacketsReceived: st.PacketsReceived, PacketsSent: st.PacketsSent,
 		PacketsLost: st.PacketsLost, JitterMs: st.JitterMs, RemoteFractionLost: st.RemoteFractionLost,
 		RemoteJitterMs: st.RemoteJitterMs, EventsReceived: st.EventsReceived}

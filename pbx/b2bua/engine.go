@@ -19,6 +19,7 @@ import (
 
 	"pbxd/media"
 	"pbxd/media/rtpleg"
+	"pbxd/media/webrtcleg"
 	"pbxd/pbx/sipauth"
 	"pbxd/store"
 )
@@ -28,8 +29,10 @@ type Config struct {
 	Store *store.Store
 	// Auth checks device credentials on INVITEs (407 challenges).
 	Auth *sipauth.Devices
-	// Media opens the RTP legs.
-	Media *rtpleg.Engine
+	// Media opens the RTP legs; WebRTC the browsers' (nil: browsers
+	// cannot call or be called).
+	Media  *rtpleg.Engine
+	WebRTC *webrtcleg.Engine
 	// MixClock drives every bridge that mixes (conferences, monitoring)
 	// on one ticker; nil gives each such bridge its own.
 	MixClock *media.MixClock
@@ -227,7 +230,11 @@ type Stats struct {
 func (e *Engine) Stats() Stats {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return Stats{Calls: len(e.calls), Dialogs: len(e.dialogs), MediaLegs: e.cfg.Media.Active()}
+	st := Stats{Calls: len(e.calls), Dialogs: len(e.dialogs), MediaLegs: e.cfg.Media.Active()}
+	if e.cfg.WebRTC != nil {
+		st.MediaLegs += e.cfg.WebRTC.Active()
+	}
+	return st
 }
 
 // Close hangs up every call, waits (bounded by ctx) for the BYEs and

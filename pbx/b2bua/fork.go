@@ -24,6 +24,9 @@ type fork struct {
 	pass   string
 	ctx    context.Context
 	cancel context.CancelFunc
+	// leg is the callee-side media this fork offers (shared by plain
+	// forks, a browser's own).
+	leg *leg
 
 	mu  sync.Mutex
 	dtx *sipgo.DialogClientSession

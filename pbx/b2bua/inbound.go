@@ -1,12 +1,16 @@
 package b2bua
 
 import (
+	"context"
+	"errors"
 	"mime"
 	"strings"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
 
 	"pbxd/media/sdp"
+	"pbxd/media/webrtcleg"
 	"pbxd/pbx/sipauth"
 	"pbxd/store"
 )
@@ -70,7 +74,12 @@ func (e *Engine) inbound(req *sip.Request, tx sip.ServerTransaction) {
 		respond(400, "Malformed SDP")
 		return
 	}
-	if _, err := sdp.Negotiate(offer, sdp.DefaultCodecs()); err != nil {
+	browser := isWebRTC(offer)
+	if browser && e.cfg.WebRTC == nil {
+		respond(488, "Not Acceptable Here", sip.NewHeader("Warning", `305 pbxd "WebRTC media is not enabled"`))
+		return
+	}
+	if _, err := sdp.Negotiate(offer, sdp.DefaultCodecs()); err != nil && !browser {
 		respond(488, "Not Acceptable Here", sip.NewHeader("Warning", `305 pbxd "no common codec: pbxd speaks PCMU and PCMA"`))
 		return
 	}
@@ -97,13 +106,22 @@ func (e *Engine) inbound(req *sip.Request, tx sip.ServerTransaction) {
 	if tag, _ := dtx.InviteRequest.To().Params.Get("tag"); tag != "" {
 		a.key = dialogKey(req.CallID().Value(), tag)
 	}
-	if a.rtp, err = e.cfg.Media.Open(c.id + "/caller"); err != nil {
+	if browser {
+		// A browser: pion answers its offer now (the answer goes out with
+		// the 183 or 200), and the callee is offered the codec it chose.
+		if code, reason := e.answerBrowser(c, a, body); code != 0 {
+			c.refuse(&refusal{code, reason, endFailed})
+			_ = dtx.Respond(code, reason, nil)
+			return
+		}
+	} else if a.rtp, err = e.cfg.Media.Open(c.id + "/caller"); err != nil {
 		e.log.Error("b2bua: no RTP port for a call", "err", err)
 		c.refuse(&refusal{503, "Service Unavailable", endFailed})
 		_ = dtx.Respond(503, "Service Unavailable", nil)
 		return
+	} else {
+		a.rtp.Start()
 	}
-	a.rtp.Start()
 	c.mu.Lock()
 	c.a = a
 	c.cancelled = dtx.Context().Done()
@@ -115,6 +133,37 @@ func (e *Engine) inbound(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	c.run(dest)
+}
+
+// isWebRTC tells a browser's offer (ICE, DTLS-SRTP: UDP/TLS/RTP/SAVPF)
+// from a phone's plain RTP/AVP one.
+func isWebRTC(s *sdp.Session) bool {
+	return s.Audio != nil && strings.Contains(s.Audio.Proto, "SAVP")
+}
+
+// answerBrowser opens a WebRTC leg for a browser caller and has pion
+// answer its offer; a non-zero code is the failure to send.
+func (e *Engine) answerBrowser(c *Call, a *leg, offer []byte) (int, string) {
+	web, err := e.cfg.WebRTC.Open(c.id + "/caller")
+	if err != nil {
+		e.log.Error("b2bua: no WebRTC leg for a call", "err", err)
+		return 503, "Service Unavailable"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	answer, err := web.Answer(ctx, offer)
+	if err != nil {
+		web.Close()
+		if errors.Is(err, webrtcleg.ErrNoCodec) || errors.Is(err, webrtcleg.ErrNoAudio) {
+			return 488, "Not Acceptable Here"
+		}
+		e.log.Warn("b2bua: answering a browser's offer", "err", err)
+		return 500, "Server Internal Error"
+	}
+	a.web, a.webAnswered = web, true
+	a.codec, a.te = sdpCodec(web.Codec()), web.EventPayloadType()
+	c.answerBody = answer
+	return 0, ""
 }
 
 func isSDP(contentType string) bool {

@@ -140,7 +140,7 @@ func (p *Placed) WorkitemID() string { return p.c.id }
 func (p *Placed) Media() media.Leg {
 	p.c.mu.Lock()
 	defer p.c.mu.Unlock()
-	return p.c.b.rtp
+	return p.c.b.media()
 }
 
 // Hangup ends the call (BYE); it is idempotent.

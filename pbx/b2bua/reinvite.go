@@ -48,6 +48,10 @@ func (c *Call) reinvite(from *leg, req *sip.Request, tx sip.ServerTransaction) {
 
 	if len(req.Body()) == 0 {
 		// A refresh without an offer: our current description stands.
+		if from.web != nil {
+			respond(488, "Not Acceptable Here", nil) // a browser always offers
+			return
+		}
 		respond(200, "OK", sdp.Build(from.local))
 		return
 	}
@@ -56,17 +60,43 @@ func (c *Call) reinvite(from *leg, req *sip.Request, tx sip.ServerTransaction) {
 		respond(400, "Malformed SDP", nil)
 		return
 	}
-	ans, err := sdp.NegotiatePrefer(offer, sdp.DefaultCodecs(), from.codec)
-	if err != nil {
-		respond(488, "Not Acceptable Here", nil)
-		return
+	// answerFrom answers the sender's offer with its own leg: pion for a
+	// browser, pbxd's SDP for a phone.
+	var answerFrom func() ([]byte, bool)
+	if from.web != nil {
+		answerFrom = func() ([]byte, bool) {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			body, err := from.web.Answer(ctx, req.Body())
+			if err != nil {
+				c.log.Info("browser's re-offer refused", "err", err)
+				return nil, false
+			}
+			return body, true
+		}
+	} else {
+		ans, err := sdp.NegotiatePrefer(offer, sdp.DefaultCodecs(), from.codec)
+		if err != nil {
+			respond(488, "Not Acceptable Here", nil)
+			return
+		}
+		answerFrom = func() ([]byte, bool) {
+			from.local = ans.Local(from.local.Origin.Next(), from.rtp.LocalAddr())
+			from.applyMedia(offer, ans.Codec, ans.TelephoneEvent, ans.Direction, true)
+			return sdp.Build(from.local), true
+		}
 	}
 
-	if originated {
-		// No second dialog to relay to: pbxd answers for itself.
-		from.local = ans.Local(from.local.Origin.Next(), from.rtp.LocalAddr())
-		from.applyMedia(offer, ans.Codec, ans.TelephoneEvent, ans.Direction, true)
-		respond(200, "OK", sdp.Build(from.local))
+	if originated || peer.web != nil {
+		// No plain second dialog to relay to (pbxd placed this call, or
+		// the other party is a browser, whose media pbxd drives itself):
+		// pbxd answers for itself.
+		body, ok := answerFrom()
+		if !ok {
+			respond(488, "Not Acceptable Here", nil)
+			return
+		}
+		respond(200, "OK", body)
 		return
 	}
 
@@ -112,8 +142,11 @@ func (c *Call) reinvite(from *leg, req *sip.Request, tx sip.ServerTransaction) {
 		peer.applyMedia(remote, peer.codec, peer.te, remote.Audio.Direction.Reverse(), true)
 	}
 
-	from.local = ans.Local(from.local.Origin.Next(), from.rtp.LocalAddr())
-	from.applyMedia(offer, ans.Codec, ans.TelephoneEvent, ans.Direction, true)
+	body, ok := answerFrom()
+	if !ok {
+		respond(488, "Not Acceptable Here", nil)
+		return
+	}
 	c.log.Info("re-INVITE relayed", "from", from.role, "direction", dir.String())
-	respond(200, "OK", sdp.Build(from.local))
+	respond(200, "OK", body)
 }

@@ -135,3 +135,10 @@ func (e *Engine) routeUser(userID string) (destination, *refusal) {
 	}
 	return d, nil
 }
+
+// connected reports whether a browser's WebSocket, the only way to reach
+// it, is still open.
+func (e *Engine) connected(b *store.Binding) bool {
+	c, err := e.cfg.TCP.TransportLayer().GetConnection(strings.ToLower(b.Transport), b.Source)
+	return err == nil && c != nil
+}

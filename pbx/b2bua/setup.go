@@ -2,6 +2,7 @@ package b2bua
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -19,18 +20,13 @@ const teOffered = 101
 // INVITE handler goroutine) until it is answered, fails, times out or the
 // caller cancels.
 func (c *Call) run(dest destination) {
-	brtp, err := c.e.cfg.Media.Open(c.id + "/" + c.calleeRole)
-	if err != nil {
-		c.e.log.Error("b2bua: no RTP port for a call", "err", err)
-		c.failSetup(503, "Service Unavailable", endFailed)
-		return
-	}
-	brtp.Start()
-	b := &leg{call: c, role: c.calleeRole, rtp: brtp}
-	// Our offer to the callee: the caller's codecs in the caller's order,
-	// so the callee can pick the same one and no transcoding is needed.
+	// Our offer to the callee: the caller's codecs in the caller's order
+	// (a browser caller's one negotiated codec first), so the callee can
+	// pick the same one and no transcoding is needed.
 	var formats []sdp.Format
-	if c.a != nil {
+	if c.a != nil && c.a.web != nil {
+		formats = append(formats, c.a.codec.Format())
+	} else if c.a != nil {
 		for _, f := range c.a.remote.Audio.Formats {
 			if cd := f.Codec(); cd != 0 && !hasCodec(formats, cd) {
 				formats = append(formats, cd.Format())
@@ -42,17 +38,20 @@ func (c *Call) run(dest destination) {
 			formats = append(formats, cd.Format())
 		}
 	}
-	b.local = sdp.Local{Origin: sdp.NewOrigin(), Addr: brtp.LocalAddr(), Formats: formats, TelephoneEvent: teOffered, Direction: sdp.SendRecv}
-	offer := sdp.Build(b.local)
-
 	c.mu.Lock()
-	c.pendingB = b
 	c.bridge = media.NewBridge(media.BridgeConfig{OnEvent: c.onEvent, Clock: c.e.cfg.MixClock})
 	c.mu.Unlock()
 
-	forks := c.makeForks(dest, offer)
+	forks, code := c.makeForks(dest, formats)
 	if len(forks) == 0 {
-		c.failSetup(480, "Temporarily Unavailable", endUnavailable)
+		if code == 0 {
+			code = 480
+		}
+		reason, end := "Temporarily Unavailable", endUnavailable
+		if code == 503 {
+			reason, end = "Service Unavailable", endFailed
+		}
+		c.failSetup(code, reason, end)
 		return
 	}
 	c.mu.Lock()
@@ -74,17 +73,73 @@ func hasCodec(fs []sdp.Format, c sdp.Codec) bool {
 	return false
 }
 
-// makeForks builds one INVITE per contact, or one to the trunk.
-func (c *Call) makeForks(dest destination, offer []byte) []*fork {
+// calleeLeg opens the media of a callee leg: one plain RTP leg is shared
+// by every phone and trunk fork (only one of them wins), while each
+// browser gets its own WebRTC connection. It returns the leg and the SDP
+// offer for its INVITE.
+func (c *Call) calleeLeg(browser bool, formats []sdp.Format) (*leg, []byte, error) {
+	if !browser {
+		if c.sharedB != nil {
+			return c.sharedB, c.sharedOffer, nil
+		}
+		r, err := c.e.cfg.Media.Open(c.id + "/" + c.calleeRole)
+		if err != nil {
+			return nil, nil, err
+		}
+		r.Start()
+		b := &leg{call: c, role: c.calleeRole, rtp: r}
+		b.local = sdp.Local{Origin: sdp.NewOrigin(), Addr: r.LocalAddr(), Formats: formats, TelephoneEvent: teOffered, Direction: sdp.SendRecv}
+		c.sharedB, c.sharedOffer = b, sdp.Build(b.local)
+		c.addBLeg(b)
+		return b, c.sharedOffer, nil
+	}
+	if c.e.cfg.WebRTC == nil {
+		return nil, nil, errNoWebRTC
+	}
+	w, err := c.e.cfg.WebRTC.Open(c.id + "/" + c.calleeRole)
+	if err != nil {
+		return nil, nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	offer, err := w.Offer(ctx)
+	if err != nil {
+		w.Close()
+		return nil, nil, err
+	}
+	b := &leg{call: c, role: c.calleeRole, web: w}
+	c.addBLeg(b)
+	return b, offer, nil
+}
+
+var errNoWebRTC = errors.New("b2bua: WebRTC media is not enabled")
+
+func (c *Call) addBLeg(b *leg) {
+	c.mu.Lock()
+	c.bLegs = append(c.bLegs, b)
+	c.mu.Unlock()
+}
+
+// isBrowser reports whether a binding is a browser's (SIP over WebSocket).
+func isBrowser(b *store.Binding) bool { return b.Transport == "WS" || b.Transport == "WSS" }
+
+// makeForks builds one INVITE per contact, or one to the trunk, each with
+// its media leg. A non-zero code says why there are none.
+func (c *Call) makeForks(dest destination, formats []sdp.Format) ([]*fork, int) {
 	e := c.e
 	var out []*fork
 	if dest.trunk != nil {
 		t := dest.trunk
+		b, offer, err := c.calleeLeg(false, formats)
+		if err != nil {
+			e.log.Error("b2bua: no RTP port for a call", "err", err)
+			return nil, 503
+		}
 		from := sip.FromHeader{DisplayName: t.FromName, Address: sip.Uri{Scheme: "sip", User: t.FromUser, Host: t.FromHost}}
 		to := sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: t.Target.User, Host: t.Target.Host, Port: t.Target.Port}}
 		f := c.newFork("trunk "+t.TrunkID, t.Target, t.Transport, t.Destination, from, to, offer)
-		f.user, f.pass = t.Username, t.Password
-		return append(out, f)
+		f.user, f.pass, f.leg = t.Username, t.Password, b
+		return append(out, f), 0
 	}
 	fromUser, fromName := c.w.From, c.w.FromName
 	if fromUser == "" && c.a != nil {
@@ -96,10 +151,24 @@ func (c *Call) makeForks(dest destination, offer []byte) []*fork {
 	}
 	from := sip.FromHeader{DisplayName: fromName, Address: sip.Uri{Scheme: "sip", User: fromUser, Host: e.cfg.Host}}
 	to := sip.ToHeader{DisplayName: c.w.ToName, Address: sip.Uri{Scheme: "sip", User: dest.number, Host: e.cfg.Host}}
+	code := 0
 	for _, bnd := range dest.contacts {
 		var target sip.Uri
 		if err := sip.ParseUri(bnd.Contact, &target); err != nil {
 			c.log.Warn("unusable registered contact", "device", bnd.DeviceUsername, "err", err)
+			continue
+		}
+		browser := isBrowser(bnd)
+		if browser && !e.connected(bnd) {
+			// A browser is reached only over the WebSocket it registered
+			// on; its Contact host (.invalid) leads nowhere.
+			c.log.Debug("browser's WebSocket is gone", "device", bnd.DeviceUsername)
+			continue
+		}
+		b, offer, err := c.calleeLeg(browser, formats)
+		if err != nil {
+			e.log.Error("b2bua: no media leg for a fork", "device", bnd.DeviceUsername, "err", err)
+			code = 503
 			continue
 		}
 		to := to
@@ -107,6 +176,7 @@ func (c *Call) makeForks(dest destination, offer []byte) []*fork {
 			to.Address.User = bnd.DeviceUsername // a user without an extension
 		}
 		f := c.newFork("device "+bnd.DeviceUsername, target, bnd.Transport, bnd.Source, from, to, offer)
+		f.leg = b
 		if c.autoAnswer {
 			// Ask the phone to pick up by itself (an agent's own connection).
 			f.req.AppendHeader(sip.NewHeader("Call-Info", "<sip:"+e.cfg.Host+">;answer-after=0"))
@@ -114,7 +184,7 @@ func (c *Call) makeForks(dest destination, offer []byte) []*fork {
 		}
 		out = append(out, f)
 	}
-	return out
+	return out, code
 }
 
 // ring waits for the forks: it relays ringing, takes the first answer,
@@ -225,7 +295,7 @@ func (c *Call) provisional(f *fork, res *sip.Response, relayed *bool) {
 		return
 	}
 	if res.StatusCode == 183 && len(res.Body()) > 0 && !c.earlyMedia {
-		if body, err := c.joinMedia(res, false); err == nil {
+		if body, err := c.joinMedia(f.leg, res, false); err == nil {
 			c.earlyMedia = true
 			*relayed = true
 			_ = c.a.uas.Respond(183, "Session Progress", body, sip.NewHeader("Content-Type", "application/sdp"))
@@ -239,49 +309,60 @@ func (c *Call) provisional(f *fork, res *sip.Response, relayed *bool) {
 	_ = c.a.uas.Respond(180, "Ringing", nil)
 }
 
-// joinMedia applies the callee's SDP answer in res to the callee leg,
+// joinMedia applies the callee's SDP answer in res to its leg b,
 // negotiates the caller's answer preferring the callee's codec, bridges
-// the two RTP legs, and returns the SDP body for the caller. expect arms
-// the media timeouts (the call is answered).
-func (c *Call) joinMedia(res *sip.Response, expect bool) ([]byte, error) {
-	remote, err := sdp.Parse(res.Body())
-	if err != nil {
-		return nil, err
-	}
-	if remote.Audio == nil || remote.Audio.Addr.Port() == 0 {
-		return nil, fmt.Errorf("b2bua: callee declined audio")
-	}
-	codec := sdp.Codec(0)
-	for _, f := range remote.Audio.Formats {
-		if cd := f.Codec(); cd != 0 {
-			codec = cd
-			break
+// the two legs, and returns the SDP body for the caller. expect arms the
+// media timeouts (the call is answered).
+func (c *Call) joinMedia(b *leg, res *sip.Response, expect bool) ([]byte, error) {
+	var codec sdp.Codec
+	if b.web != nil {
+		if !b.webAnswered {
+			if err := b.web.SetAnswer(res.Body()); err != nil {
+				return nil, err
+			}
+			b.webAnswered = true
 		}
-	}
-	if codec == 0 {
-		return nil, sdp.ErrNoCommonCodec
-	}
-	c.mu.Lock()
-	b, a := c.pendingB, c.a
-	c.mu.Unlock()
-	theirs := remote.Audio.Direction
-	b.applyMedia(remote, codec, remote.Audio.TelephoneEvent, theirs.Reverse(), expect)
-	if a == nil {
-		return nil, nil // originated: the owner bridges the leg
-	}
-
-	if !c.earlyMedia {
-		ans, err := sdp.NegotiatePrefer(a.remote, sdp.DefaultCodecs(), codec)
+		codec, b.codec, b.te = sdpCodec(b.web.Codec()), sdpCodec(b.web.Codec()), b.web.EventPayloadType()
+	} else {
+		remote, err := sdp.Parse(res.Body())
 		if err != nil {
 			return nil, err
 		}
-		a.local = ans.Local(a.local.Origin, a.rtp.LocalAddr())
-		a.codec, a.te = ans.Codec, ans.TelephoneEvent
-		c.answerBody = sdp.Build(a.local)
+		if remote.Audio == nil || remote.Audio.Addr.Port() == 0 {
+			return nil, fmt.Errorf("b2bua: callee declined audio")
+		}
+		for _, f := range remote.Audio.Formats {
+			if cd := f.Codec(); cd != 0 {
+				codec = cd
+				break
+			}
+		}
+		if codec == 0 {
+			return nil, sdp.ErrNoCommonCodec
+		}
+		theirs := remote.Audio.Direction
+		b.applyMedia(remote, codec, remote.Audio.TelephoneEvent, theirs.Reverse(), expect)
 	}
-	a.applyMedia(a.remote, a.codec, a.te, a.local.Direction, expect)
-	c.bridge.Add(a.rtp)
-	c.bridge.Add(b.rtp)
+	c.mu.Lock()
+	a := c.a
+	c.mu.Unlock()
+	if a == nil {
+		return nil, nil // originated: the owner bridges the leg
+	}
+	if a.web == nil {
+		if !c.earlyMedia {
+			ans, err := sdp.NegotiatePrefer(a.remote, sdp.DefaultCodecs(), codec)
+			if err != nil {
+				return nil, err
+			}
+			a.local = ans.Local(a.local.Origin, a.rtp.LocalAddr())
+			a.codec, a.te = ans.Codec, ans.TelephoneEvent
+			c.answerBody = sdp.Build(a.local)
+		}
+		a.applyMedia(a.remote, a.codec, a.te, a.local.Direction, expect)
+	}
+	c.bridge.Add(a.media())
+	c.bridge.Add(b.media())
 	return c.answerBody, nil
 }
 
@@ -295,10 +376,11 @@ func (c *Call) answer(f *fork) {
 		c.log.Warn("ACK to the callee failed", "err", err)
 	}
 	c.mu.Lock()
-	b := c.pendingB
+	b := f.leg
 	b.uac, b.key = dtx, f.key()
 	c.mu.Unlock()
-	body, err := c.joinMedia(dtx.InviteResponse, true)
+	c.closeSpareLegs(b)
+	body, err := c.joinMedia(b, dtx.InviteResponse, true)
 	if err != nil {
 		c.log.Warn("callee answer unusable", "err", err)
 		c.mu.Lock()
@@ -324,16 +406,33 @@ func (c *Call) answer(f *fork) {
 	c.record()
 	c.mu.Unlock()
 	c.e.addDialog(b)
-	b.rtp.OnTimeout(c.onMediaTimeout)
+	b.onTimeout(c.onMediaTimeout)
 	if c.a == nil {
 		c.log.Info("call answered", "by", f.desc, "codec", b.codec.String())
 		return
 	}
-	c.a.rtp.OnTimeout(c.onMediaTimeout)
+	c.a.onTimeout(c.onMediaTimeout)
 	c.log.Info("call answered", "by", f.desc, "codec", c.a.codec.String()+"/"+b.codec.String())
 	if err := c.a.uas.Respond(200, "OK", body, sip.NewHeader("Content-Type", "application/sdp")); err != nil {
 		c.log.Info("caller never confirmed the answer", "err", err)
 		c.hangup(endFailed, "system", nil)
+	}
+}
+
+// closeSpareLegs releases the media of the callee legs that lost the race
+// to answer (keep is the winner's).
+func (c *Call) closeSpareLegs(keep *leg) {
+	c.mu.Lock()
+	spare := make([]*leg, 0, len(c.bLegs))
+	for _, l := range c.bLegs {
+		if l != keep {
+			spare = append(spare, l)
+		}
+	}
+	c.bLegs = []*leg{keep}
+	c.mu.Unlock()
+	for _, l := range spare {
+		l.closeMedia()
 	}
 }
 
