@@ -103,6 +103,10 @@ func callError(err error) error {
 		return callProblem(http.StatusConflict, ProbCampaignDisabled, "the campaign is disabled")
 	case errors.Is(err, agents.ErrNoContact):
 		return invalid("contactId", "no such contact")
+	case errors.Is(err, agents.ErrNoBrowser):
+		return callProblem(http.StatusConflict, ProbCallControlOff, "browsers cannot connect: WebRTC is off on this server")
+	case errors.Is(err, agents.ErrNoOffer):
+		return callProblem(http.StatusConflict, ProbNotConnected, "no connection offer is waiting for an answer")
 	case errors.Is(err, agents.ErrClosed):
 		return problem(http.StatusServiceUnavailable, ProbServiceUnavailable, "shutting down")
 	}
@@ -117,8 +121,10 @@ func (s *Server) callControlRoutes() []*route {
 	return []*route{
 		{method: "GET", pattern: "/api/v1/connection", summary: "The connection to the server: disconnected, connecting or connected, with mute and conference state", tag: "call control",
 			query: userQ, resp: AgentCallState{}, h: s.handleGetConnection},
-		{method: "POST", pattern: "/api/v1/connection", summary: "connectToServer: pbxd calls the agent's phone and keeps that leg up (202; progress as events)", tag: "call control",
-			query: userQ, resp: AgentCallState{}, status: http.StatusAccepted, h: s.handleConnect},
+		{method: "POST", pattern: "/api/v1/connection", summary: "connectToServer: pbxd calls the agent's phone (or browser) and keeps that leg up (202; progress as events)", tag: "call control",
+			query: userQ, req: connectRequest{}, resp: AgentCallState{}, status: http.StatusAccepted, h: s.handleConnect},
+		{method: "POST", pattern: "/api/v1/connection/answer", summary: "The browser's SDP answer to pbxd's connection offer (target browser)", tag: "call control",
+			query: userQ, req: answerRequest{}, status: http.StatusNoContent, h: s.handleConnectionAnswer},
 		{method: "DELETE", pattern: "/api/v1/connection", summary: "disconnectFromServer: hang up the connection and every call in progress", tag: "call control",
 			query: userQ, status: http.StatusNoContent, h: s.handleDisconnect},
 		{method: "POST", pattern: "/api/v1/dial", summary: "dial: place a call bridged to the agent's connection (or into a call with conferenceWorkitemId); the workitem id comes back at once", tag: "call control",
@@ -198,22 +204,70 @@ func (s *Server) handleGetConnection(w http.ResponseWriter, r *http.Request, p *
 	return nil
 }
 
+// connectRequest optionally picks the connection target for this
+// connection: "device" (the user's SIP phones), "number" (their
+// connectNumber through a trunk) or "browser" (this browser: the offer
+// comes as a connection.offer event, the page answers at
+// /api/v1/connection/answer). Without it the user's connectTo applies.
+type connectRequest struct {
+	Target string `json:"target"`
+}
+
+// answerRequest is a browser's SDP answer to the connection offer.
+type answerRequest struct {
+	SDP string `json:"sdp"`
+}
+
 func (s *Server) handleConnect(w http.ResponseWriter, r *http.Request, p *Principal) error {
 	uid, prob := actingFor(r, p)
 	if prob != nil {
 		return prob
 	}
+	var in connectRequest
+	if r.ContentLength != 0 {
+		if prob := decodeJSON(w, r, &in); prob != nil {
+			return prob
+		}
+	}
+	switch in.Target {
+	case "", store.ConnectDevice, store.ConnectNumber, store.ConnectBrowser:
+	default:
+		return invalid("target", "is device, number or browser")
+	}
 	ac, prob := s.calls()
 	if prob != nil {
 		return prob
 	}
-	if err := ac.M.Connect(uid); err != nil {
+	if err := ac.M.Connect(uid, in.Target); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return notFound("user " + uid)
 		}
 		return callError(err)
 	}
 	writeJSON(w, http.StatusAccepted, ac.AgentState(uid))
+	return nil
+}
+
+func (s *Server) handleConnectionAnswer(w http.ResponseWriter, r *http.Request, p *Principal) error {
+	uid, prob := actingFor(r, p)
+	if prob != nil {
+		return prob
+	}
+	var in answerRequest
+	if prob := decodeJSON(w, r, &in); prob != nil {
+		return prob
+	}
+	if in.SDP == "" || len(in.SDP) > 64<<10 {
+		return invalid("sdp", "is required: the page's SDP answer")
+	}
+	ac, prob := s.calls()
+	if prob != nil {
+		return prob
+	}
+	if err := ac.M.AnswerBrowser(uid, []byte(in.SDP)); err != nil {
+		return callError(err)
+	}
+	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 

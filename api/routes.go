@@ -8,6 +8,7 @@ import "net/http"
 func (s *Server) buildRoutes() []*route {
 	routes := s.identityRoutes()
 	routes = append(routes, s.agentRoutes()...)
+	routes = append(routes, s.phoneRoutes()...)
 	return append(routes, s.callControlRoutes()...)
 }
 

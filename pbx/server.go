@@ -213,7 +213,7 @@ func Start(cfg Config) (*Server, error) {
 		s.ua.Close()
 		return nil, err
 	}
-	s.agents = agents.New(agents.Config{Store: cfg.Store, Calls: s.calls, MixClock: s.mix, Publish: cfg.Publish, Logger: cfg.Logger})
+	s.agents = agents.New(agents.Config{Store: cfg.Store, Calls: s.calls, WebRTC: s.web, MixClock: s.mix, Publish: cfg.Publish, Logger: cfg.Logger})
 	s.srv.OnRegister(sane(reg.HandleRegister))
 	s.srv.OnOptions(sane(handleOptions))
 	s.srv.OnInvite(sane(s.calls.HandleInvite))

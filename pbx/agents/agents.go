@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"pbxd/media"
+	"pbxd/media/webrtcleg"
 	"pbxd/pbx/b2bua"
 	"pbxd/store"
 )
@@ -22,6 +23,9 @@ import (
 type Config struct {
 	Store *store.Store
 	Calls *b2bua.Engine
+	// WebRTC opens connections to agents' browsers (the phone page); nil
+	// means browsers cannot be a connection target.
+	WebRTC *webrtcleg.Engine
 	// MixClock drives the agents' bridges when they mix.
 	MixClock *media.MixClock
 	// Publish, when set, reports state changes to a user's event stream.
@@ -48,6 +52,8 @@ var (
 	ErrSelf             = errors.New("agents: a supervisor cannot monitor themselves")
 	ErrMonitoring       = errors.New("agents: not monitoring")
 	ErrClosed           = errors.New("agents: shutting down")
+	ErrNoBrowser        = errors.New("agents: browsers cannot connect on this server")
+	ErrNoOffer          = errors.New("agents: no connection offer is waiting for an answer")
 )
 
 // Manager holds every agent's live state.
@@ -66,8 +72,12 @@ type agent struct {
 	id    string
 	state string
 	// conn is the answered connection leg; cancel stops one still ringing.
-	conn   *b2bua.Placed
+	conn   connLeg
 	cancel context.CancelFunc
+	// browser is the WebRTC leg offered to the agent's browser, waiting
+	// for its answer; answered receives the answer.
+	browser  *webrtcleg.Leg
+	answered chan []byte
 	// gen counts connection attempts, so a late answer to an abandoned
 	// one is not taken for the current one.
 	gen int
@@ -83,6 +93,14 @@ type agent struct {
 	watching string
 	mode     string
 	watchers map[string]string
+}
+
+// connLeg is the agent's connection: a call pbxd placed to the agent's
+// phone, or the agent's browser.
+type connLeg interface {
+	Media() media.Leg
+	HangupBy(by string)
+	Done() <-chan struct{}
 }
 
 // custCall is a call an agent placed: ringing until placed is set.

@@ -16,7 +16,7 @@ const connectRing = 60 * time.Second
 // pbxd calls the user's registered devices, asking them to answer by
 // themselves, and keeps that leg up. It returns at once; the connection
 // state arrives as events and in State.
-func (m *Manager) Connect(userID string) error {
+func (m *Manager) Connect(userID, target string) error {
 	var u *store.User
 	if err := m.cfg.Store.View(func(tx *store.Tx) (err error) { u, err = tx.GetUser(userID); return err }); err != nil {
 		return err
@@ -31,6 +31,13 @@ func (m *Manager) Connect(userID string) error {
 		m.mu.Unlock()
 		return ErrAlreadyConnected
 	}
+	if target == "" {
+		target = u.ConnectTarget()
+	}
+	if target == store.ConnectBrowser {
+		m.mu.Unlock()
+		return m.connectBrowser(u)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), connectRing)
 	a.state, a.cancel = Connecting, cancel
 	a.gen++
@@ -39,7 +46,7 @@ func (m *Manager) Connect(userID string) error {
 	m.mu.Unlock()
 	m.publish(userID, "connection", map[string]any{"state": Connecting})
 
-	req := connectionTarget(u)
+	req := connectionTarget(u, target)
 	req.Role, req.AutoAnswer = "agent", true
 	req.OnEnd = func(reason string) { m.connectionEnded(userID, reason) }
 	go func() {
@@ -66,10 +73,7 @@ func (m *Manager) Connect(userID string) error {
 			placed.Hangup()
 			return
 		}
-		a.state, a.cancel, a.conn = Connected, nil, placed
-		a.bridge = media.NewBridge(media.BridgeConfig{Clock: m.cfg.MixClock})
-		a.bridge.Add(placed.Media())
-		a.out, a.muted = false, false
+		m.connectedLocked(a, placed)
 		m.mu.Unlock()
 		m.log.Info("agent connected", "user", userID)
 		m.publish(userID, "connection", map[string]any{"state": Connected})
@@ -77,11 +81,19 @@ func (m *Manager) Connect(userID string) error {
 	return nil
 }
 
+// connectedLocked makes c the agent's connection; m.mu is held.
+func (m *Manager) connectedLocked(a *agent, c connLeg) {
+	a.state, a.cancel, a.conn = Connected, nil, c
+	a.bridge = media.NewBridge(media.BridgeConfig{Clock: m.cfg.MixClock})
+	a.bridge.Add(c.Media())
+	a.out, a.muted = false, false
+}
+
 // connectionTarget is what connectToServer calls: the user's registered
 // devices (the default), or an external number through a trunk.
-func connectionTarget(u *store.User) b2bua.OriginateRequest {
+func connectionTarget(u *store.User, target string) b2bua.OriginateRequest {
 	r := b2bua.OriginateRequest{UserID: u.ID, FromNumber: "pbxd", FromName: "pbxd"}
-	if u.ConnectTarget() == store.ConnectNumber && u.ConnectNumber != "" {
+	if target == store.ConnectNumber && u.ConnectNumber != "" {
 		r.UserID, r.Number = "", u.ConnectNumber
 	}
 	return r
@@ -100,6 +112,10 @@ func (m *Manager) Disconnect(userID string) error {
 	if a.cancel != nil {
 		a.cancel()
 		a.cancel = nil
+	}
+	if a.browser != nil {
+		a.browser.Close()
+		a.browser, a.answered = nil, nil
 	}
 	conn := a.conn
 	hang = append(hang, m.teardown(a)...)
