@@ -141,11 +141,24 @@ func (a *Authenticator) checkNonce(n string) (time.Time, error) {
 // Challenges returns the header values to send with 401 (WWW-Authenticate)
 // or 407 (Proxy-Authenticate): one per configured algorithm (RFC 8760),
 // sharing a fresh nonce. stale tells the phone its credentials were
-// right but the nonce was old.
-func (a *Authenticator) Challenges(stale bool) []string {
+// right but the nonce was old. With only, just those of the configured
+// algorithms are offered (all of them if none is configured).
+func (a *Authenticator) Challenges(stale bool, only ...string) []string {
 	n := a.nonce()
+	algs := a.cfg.Algorithms
+	if len(only) > 0 {
+		var keep []string
+		for _, alg := range algs {
+			if slicesContains(only, alg) {
+				keep = append(keep, alg)
+			}
+		}
+		if len(keep) > 0 {
+			algs = keep
+		}
+	}
 	var out []string
-	for _, alg := range a.cfg.Algorithms {
+	for _, alg := range algs {
 		v := fmt.Sprintf(`Digest realm="%s", nonce="%s", algorithm=%s, qop="auth"`, a.cfg.Realm, n, alg)
 		if stale {
 			v += ", stale=true"

@@ -153,7 +153,13 @@ func (d *Devices) Respond(req *sip.Request, r Result, proxy Proxy) *sip.Response
 			code, reason, hdr = 407, "Proxy Authentication Required", "Proxy-Authenticate"
 		}
 		res := sip.NewResponseFromRequest(req, code, reason, nil)
-		for _, c := range d.cfg.Digest.Challenges(r.Stale) {
+		// Browser SIP stacks (JsSIP, SIP.js) keep only the last challenge
+		// and know only MD5: over WebSocket they are offered just that.
+		var only []string
+		if t := req.Transport(); t == "WS" || t == "WSS" {
+			only = []string{digest.MD5}
+		}
+		for _, c := range d.cfg.Digest.Challenges(r.Stale, only...) {
 			res.AppendHeader(sip.NewHeader(hdr, c))
 		}
 		return res
