@@ -256,9 +256,6 @@ func wantLoopbackPair(t *testing.T, s browserStats) {
 	}
 }
 
-// waitingForLoopbackICE skips the loopback checks of the pbxd tests.
-const waitingForLoopbackICE = "waiting for pbxd's WebRTC leg to ignore ICE checks from off loopback when it is bound to 127.0.0.1"
-
 // TestBrowserCallsPhone: a browser softphone (JsSIP, SIP.js) registers
 // and calls an extension a SIPp phone answers; audio flows both ways:
 // the browser hears the phone's tone with its remote track playing, and
@@ -318,7 +315,6 @@ func TestBrowserCallsPhone(t *testing.T) {
 				wantWorkitem(t, b.lastWorkitem(), map[string]any{"type": "InternalCall", "from": w.ext, "to": "769", "endReason": "completed", "hangupBy": "caller"})
 			})
 			t.Run("loopback", func(t *testing.T) {
-				t.Skip(waitingForLoopbackICE)
 				wantLoopbackPair(t, res.LastStats())
 			})
 			t.Run("dtmf", func(t *testing.T) {

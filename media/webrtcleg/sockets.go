@@ -103,10 +103,51 @@ func bindAll(addrs []netip.Addr, port int) ([]*net.UDPConn, error) {
 func newMux(conns []*net.UDPConn, logs pionLogs) ice.UDPMux {
 	muxes := make([]ice.UDPMux, len(conns))
 	for i, c := range conns {
-		muxes[i] = ice.NewUDPMuxDefault(ice.UDPMuxParams{Logger: logs.NewLogger("udpmux"), UDPConn: c})
+		var pc net.PacketConn = c
+		if ip := c.LocalAddr().(*net.UDPAddr).IP; ip.IsLoopback() {
+			pc = loopbackOnly{c}
+		}
+		muxes[i] = ice.NewUDPMuxDefault(ice.UDPMuxParams{Logger: logs.NewLogger("udpmux"), UDPConn: pc})
 	}
 	if len(muxes) == 1 {
 		return muxes[0]
 	}
 	return ice.NewMultiUDPMuxDefault(muxes...)
+}
+
+// loopbackOnly is a socket bound to a loopback address that takes packets
+// from loopback sources only. The kernel delivers a local client's packets
+// from any of the host's addresses to 127.0.0.1, and a browser's ICE then
+// happily settles on such a pair; a box that listens on loopback only
+// means to serve local peers over loopback.
+type loopbackOnly struct{ *net.UDPConn }
+
+func (l loopbackOnly) ReadFrom(b []byte) (int, net.Addr, error) {
+	for {
+		n, a, err := l.UDPConn.ReadFrom(b)
+		if err != nil {
+			return n, a, err
+		}
+		if ua, ok := a.(*net.UDPAddr); ok && !ua.IP.IsLoopback() {
+			continue
+		}
+		return n, a, nil
+	}
+}
+
+// ReadFromAddrPort and WriteToAddrPort are the allocation-free pair
+// pion's mux uses when a socket offers them (ice.AddrPortReaderWriter);
+// reads filter the same way.
+func (l loopbackOnly) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
+	for {
+		n, a, err := l.UDPConn.ReadFromUDPAddrPort(b)
+		if err != nil || a.Addr().Unmap().IsLoopback() {
+			return n, a, err
+		}
+	}
+}
+
+// WriteToAddrPort sends b to addr.
+func (l loopbackOnly) WriteToAddrPort(b []byte, addr netip.AddrPort) (int, error) {
+	return l.UDPConn.WriteToUDPAddrPort(b, addr)
 }
