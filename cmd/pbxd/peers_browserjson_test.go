@@ -50,6 +50,9 @@ type browserScenario struct {
 	// it is Optional), which then hangs up, unregisters and closes the
 	// browser.
 	Steps []browserStep `json:"steps"`
+	// PageURL, when set, opens that page (one pbxd serves, such as /phone)
+	// instead of the library test pages; steps then drive its controls.
+	PageURL string `json:"pageUrl,omitempty"`
 }
 
 // browserStep is one thing the page does. Do is one of register,
@@ -72,6 +75,12 @@ type browserStep struct {
 	Name          string `json:"name,omitempty"`
 	TimeoutMs     int    `json:"timeoutMs,omitempty"`
 	Optional      bool   `json:"optional,omitempty"`
+	// For pages driven through their controls (PageURL): a CSS selector
+	// to click, fill (with Value) or check, or a JavaScript expression to
+	// wait for or evaluate (its result lands in the step's Value).
+	Selector string `json:"selector,omitempty"`
+	Value    string `json:"value,omitempty"`
+	Expr     string `json:"expr,omitempty"`
 }
 
 // browserResult is what run.mjs printed.
@@ -102,6 +111,7 @@ type browserResult struct {
 // method returned.
 type browserStepResult struct {
 	Do    string          `json:"do"`
+	Name  string          `json:"name"`
 	OK    bool            `json:"ok"`
 	Ms    int             `json:"ms"`
 	At    int             `json:"at"`

@@ -44,9 +44,15 @@ function readScenario() {
     steps: [],
   };
   const out = Object.assign(def, sc);
-  if (!["jssip", "sipjs"].includes(out.library)) throw new Error(`library ${out.library}: want jssip or sipjs`);
-  for (const k of ["wsUrl", "uri", "user", "password"]) {
-    if (typeof out[k] !== "string" || !out[k]) throw new Error(`scenario: ${k} is required`);
+  if (out.pageUrl) {
+    // A page pbxd serves: no SIP library, the steps drive its controls.
+    if (!/^https?:\/\/(127\.0\.0\.1|localhost|\[::1\])[:/]/.test(out.pageUrl)) throw new Error("scenario: pageUrl must be on loopback");
+    out.library = "";
+  } else {
+    if (!["jssip", "sipjs"].includes(out.library)) throw new Error(`library ${out.library}: want jssip or sipjs`);
+    for (const k of ["wsUrl", "uri", "user", "password"]) {
+      if (typeof out[k] !== "string" || !out[k]) throw new Error(`scenario: ${k} is required`);
+    }
   }
   if (!/^[A-Za-z0-9_.-]+$/.test(out.name)) throw new Error(`scenario: name ${out.name} must be a plain file name`);
   if (out.fakeAudio && !out.fakeAudio.startsWith("/")) throw new Error("scenario: fakeAudio must be an absolute path");
@@ -287,7 +293,10 @@ async function main() {
     progress({ browserPid: browserServer.process().pid });
     browser = await withTimeout(chromium.connect(browserServer.wsEndpoint()), 15000, "connecting to Chromium");
     result.browser = browser.version();
-    const context = await browser.newContext({ viewport: { width: 1000, height: 900 } });
+    // pbxd's pages forbid eval in their Content-Security-Policy; the test
+    // steps (waitFor, evaluate) are evaluated as strings, so the driver's
+    // own scripts bypass it. The page itself runs under it unchanged.
+    const context = await browser.newContext({ viewport: { width: 1000, height: 900 }, bypassCSP: !!sc.pageUrl });
     await context.grantPermissions(["microphone"], { origin: result.origin });
     page = await context.newPage();
     page.on("console", (m) => logLine(`console.${m.type()}: ${m.text()}`));
@@ -308,17 +317,25 @@ async function main() {
       progress({ event: ev });
       logLine(`event ${JSON.stringify(ev)}`);
     });
-    await withTimeout(page.goto(`${result.origin}/${sc.library}.html`), 15000, "loading the page");
-    await withTimeout(page.waitForFunction(() => window.phone !== undefined), 10000, "window.phone");
-    // The npm package's version (SIP.js 0.21.2 still calls itself 0.21.1).
-    const pkg = JSON.parse(readFileSync(join(here, "node_modules", sc.library === "jssip" ? "jssip" : "sip.js", "package.json"), "utf8"));
-    const info = await phone("configure", [{ wsUrl: sc.wsUrl, uri: sc.uri, user: sc.user, password: sc.password, displayName: sc.displayName || "", expires: sc.expires, options: sc.options || {}, debug: !!sc.debug, packageVersion: pkg.version }], 5000);
-    result.version = pkg.version;
-    result.reportedVersion = info.version;
+    if (sc.pageUrl) {
+      // A page pbxd serves itself (the /phone softphone), driven through
+      // its controls with click/fill/check/waitFor/evaluate steps.
+      const origin = new URL(sc.pageUrl).origin;
+      await context.grantPermissions(["microphone"], { origin });
+      await withTimeout(page.goto(sc.pageUrl), 15000, "loading the page");
+    } else {
+      await withTimeout(page.goto(`${result.origin}/${sc.library}.html`), 15000, "loading the page");
+      await withTimeout(page.waitForFunction(() => window.phone !== undefined), 10000, "window.phone");
+      // The npm package's version (SIP.js 0.21.2 still calls itself 0.21.1).
+      const pkg = JSON.parse(readFileSync(join(here, "node_modules", sc.library === "jssip" ? "jssip" : "sip.js", "package.json"), "utf8"));
+      const info = await phone("configure", [{ wsUrl: sc.wsUrl, uri: sc.uri, user: sc.user, password: sc.password, displayName: sc.displayName || "", expires: sc.expires, options: sc.options || {}, debug: !!sc.debug, packageVersion: pkg.version }], 5000);
+      result.version = pkg.version;
+      result.reportedVersion = info.version;
+    }
 
     for (const [i, step] of sc.steps.entries()) {
       const ms = step.timeoutMs || sc.stepTimeoutMs;
-      const rec = { do: step.do, ok: false, ms: 0, at: since() };
+      const rec = { do: step.do, name: step.name || "", ok: false, ms: 0, at: since() };
       const t = Date.now();
       try {
         switch (step.do) {
@@ -366,6 +383,27 @@ async function main() {
           case "screenshot":
             await shoot(step.name || `step${i + 1}`);
             break;
+          // Page-driving steps (for pages served by pbxd).
+          case "click":
+            await withTimeout(page.click(step.selector), ms, `click ${step.selector}`);
+            rec.value = { wall: Date.now() };
+            break;
+          case "fill":
+            await withTimeout(page.fill(step.selector, step.value || ""), ms, `fill ${step.selector}`);
+            break;
+          case "check":
+            await withTimeout(page.check(step.selector), ms, `check ${step.selector}`);
+            break;
+          case "waitFor":
+            // step.expr is a JavaScript expression evaluated in the page.
+            await withTimeout(page.waitForFunction(step.expr, null, { timeout: ms, polling: 50 }), ms + 1000, `waitFor ${step.expr}`);
+            rec.value = { wall: Date.now() };
+            break;
+          case "evaluate": {
+            const v = await withTimeout(page.evaluate(`(async () => (${step.expr}))()`), ms, `evaluate ${step.expr}`);
+            rec.value = { wall: Date.now(), result: v };
+            break;
+          }
           default:
             throw new Error(`unknown step ${step.do}`);
         }
