@@ -17,6 +17,8 @@ NEEDS=(
   "chromium:chromium"             # browser softphones (JsSIP, SIP.js) in headless Chromium
   "node:nodejs"                   # drives Chromium (playwright-core) in the browser tests
   "npm:npm"                       # installs the browser tests' packages (npm ci)
+  "unshare:util-linux"            # calls inside a loopback-only network namespace
+  "ip:iproute2"                   # brings loopback up in that namespace
 )
 
 # make bench also needs the reference registrar.
