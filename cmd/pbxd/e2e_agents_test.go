@@ -70,7 +70,7 @@ func TestAgentConnectDialMute(t *testing.T) {
 	b.do("DELETE", "/api/v1/connection", tok, nil).want(t, 204)
 	b.waitConnection(tok, "disconnected")
 	agentPhone.Stop()
-	customer.Stop()
+	customer.Finish(5 * time.Second)
 	c.Stop()
 
 	heard := func(f rtpFlow, hz float64) float64 { return f.Levels(hz).ToneSeconds() }
@@ -280,7 +280,7 @@ func TestAgentDialPolicyEventsAndForcedLogout(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	b.do("GET", "/api/v1/sessions/current", tok, nil).want(t, 401)
-	customer.Stop()
+	customer.Finish(5 * time.Second)
 	if got := customer.Wait().Requests(); !slices.Contains(got, "BYE") {
 		t.Errorf("the customer's phone got %v, want a BYE", got)
 	}

@@ -133,7 +133,7 @@ func TestCallThroughPBX(t *testing.T) {
 			if st := res.Responses(); !slices.Contains(st, 407) || !slices.Contains(st, 200) {
 				t.Errorf("caller saw %v, want a 407 challenge then 200", st)
 			}
-			callee.Stop()
+			callee.Finish(5 * time.Second)
 			c.Stop()
 			// What each phone sent reached the other through pbxd.
 			wantAudio(t, "caller sent", c.From(uac.MediaPort), tc.pt, sippCallerHz, talk)
@@ -326,7 +326,7 @@ func TestCallHoldAndCalleeHangup(t *testing.T) {
 		uac.Talk, uac.Hold, uac.MediaPort = time.Second, 800*time.Millisecond, freeUDPPortRange(t, 4)
 		c := startRTPCapture(t, callee.MediaPort, uac.MediaPort)
 		runSIPpUACOK(t, uac)
-		callee.Stop()
+		callee.Finish(5 * time.Second)
 		c.Stop()
 		res := callee.Wait()
 		if got := res.Requests(); !slices.Equal(got, []string{"INVITE", "ACK", "INVITE", "ACK", "INVITE", "ACK", "BYE"}) {
@@ -373,7 +373,7 @@ func TestCallForksToEveryContact(t *testing.T) {
 	if got := desk.WaitOK().Requests(); !slices.Equal(got, []string{"INVITE", "CANCEL", "ACK"}) {
 		t.Errorf("the desk phone got %v, want the INVITE cancelled", got)
 	}
-	soft.Stop()
+	soft.Finish(5 * time.Second)
 	if got := soft.Wait().Requests(); !slices.Equal(got, []string{"INVITE", "ACK", "BYE"}) {
 		t.Errorf("the softphone got %v", got)
 	}

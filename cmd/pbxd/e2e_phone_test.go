@@ -61,7 +61,7 @@ func TestPhonePage(t *testing.T) {
 	if !res.OK {
 		t.Fatalf("the phone page: %v", res)
 	}
-	customer.Stop()
+	customer.Finish(5 * time.Second)
 	c.Stop()
 
 	// When the page clicked mute and unmute, in wall-clock time.

@@ -42,7 +42,7 @@ func TestTrunkWithSIPpCarrier(t *testing.T) {
 		uac.Talk, uac.MediaPort = 1500*time.Millisecond, freeUDPPortRange(t, 4)
 		c := startRTPCapture(t, carrier.MediaPort, uac.MediaPort)
 		runSIPpUACOK(t, uac)
-		carrier.Stop()
+		carrier.Finish(5 * time.Second)
 		c.Stop()
 		inv := sippReceived(carrier.Wait(), "INVITE")
 		if !strings.HasPrefix(inv, "INVITE sip:+4930999888@") || !strings.Contains(inv, "sip:4930111222@") || !strings.Contains(inv, "Example GmbH") {
@@ -65,7 +65,7 @@ func TestTrunkWithSIPpCarrier(t *testing.T) {
 		if slices.Contains(res.Responses(), 407) {
 			t.Errorf("the carrier was challenged: %v", res.Responses())
 		}
-		callee.Stop()
+		callee.Finish(5 * time.Second)
 		if inv := sippReceived(callee.Wait(), "INVITE"); !strings.Contains(inv, "sip:4917012345@") {
 			t.Errorf("the extension got:\n%s", inv)
 		}
@@ -118,7 +118,7 @@ func TestTrunkBetweenTwoBoxes(t *testing.T) {
 		uac.Talk, uac.MediaPort = 1500*time.Millisecond, freeUDPPortRange(t, 4)
 		c := startRTPCapture(t, remote.MediaPort, uac.MediaPort)
 		runSIPpUACOK(t, uac)
-		remote.Stop()
+		remote.Finish(5 * time.Second)
 		c.Stop()
 		wantAudio(t, "the far end heard", c.To(remote.MediaPort), 0, sippCallerHz, 1500*time.Millisecond)
 		wantAudio(t, "the caller heard", c.To(uac.MediaPort), 0, sippCalleeHz, 1500*time.Millisecond)
@@ -130,7 +130,7 @@ func TestTrunkBetweenTwoBoxes(t *testing.T) {
 		uac := bb.caller("uac_call.xml", "remote-dev", "5000")
 		uac.Talk = time.Second
 		runSIPpUACOK(t, uac)
-		ned.Stop()
+		ned.Finish(5 * time.Second)
 		if got := ned.Wait().Requests(); !slices.Contains(got, "INVITE") {
 			t.Fatalf("ned's phone got %v", got)
 		}

@@ -477,6 +477,16 @@ func (p *sippProc) Stop() {
 	<-p.done
 }
 
+// Finish gives SIPp up to limit to end by itself (a callee ends after the
+// BYE pbxd relays, which may trail the caller's own end), then stops it.
+func (p *sippProc) Finish(limit time.Duration) {
+	select {
+	case <-p.done:
+	case <-time.After(limit):
+	}
+	p.Stop()
+}
+
 // Exited reports whether SIPp has exited.
 func (p *sippProc) Exited() bool {
 	select {
