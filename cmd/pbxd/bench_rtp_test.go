@@ -311,6 +311,7 @@ func (s rtpStep) lossPct() float64 {
 func runRTPStep(t *testing.T, p *proc, debug string, uac *benchUAC, uas *benchUAS, gen *rtpGen, callers []benchCaller, n int, idle, base procSample) rtpStep {
 	pid := p.cmd.Process.Pid
 	st := rtpStep{n: n, quietBefore: benchWaitQuiet(15 * time.Second)}
+	unhandled0 := benchUnhandled.Load()
 	calls := make([]*benchCall, n)
 	t0 := time.Now()
 	var failed atomic.Int64
@@ -334,17 +335,29 @@ func runRTPStep(t *testing.T, p *proc, debug string, uac *benchUAC, uas *benchUA
 			}
 		}()
 	}
+	// Calls are placed at rtpSetupRate; on a machine too busy to keep up,
+	// the ones not placed within twice the planned time (+15 s) count as
+	// failed, which bounds the step.
 	tick := time.NewTicker(time.Second / rtpSetupRate)
-	for i := 0; i < n; i++ {
+	limit := 2*time.Duration(n)*time.Second/rtpSetupRate + 15*time.Second
+	placed := 0
+	for ; placed < n && time.Since(t0) < limit; placed++ {
 		<-tick.C
-		jobs <- i
+		select {
+		case jobs <- placed:
+		case <-time.After(time.Until(t0.Add(limit))):
+			placed--
+		}
 	}
 	tick.Stop()
 	close(jobs)
 	wg.Wait()
 	st.setup = time.Since(t0)
-	st.failed = int(failed.Load())
+	st.failed = int(failed.Load()) + n - placed
 	st.established = n - st.failed
+	if placed < n {
+		fmt.Printf("BENCH calls-rtp calls=%d not_placed=%d reason=\"setup slower than half the planned rate\"\n", n, n-placed)
+	}
 	if e, _ := firstErr.Load().(string); e != "" {
 		fmt.Printf("BENCH calls-rtp calls=%d first_setup_error=%q\n", n, e)
 	}
@@ -435,8 +448,8 @@ func runRTPStep(t *testing.T, p *proc, debug string, uac *benchUAC, uas *benchUA
 
 	// Report.
 	dirName := [2]string{"caller_to_callee", "callee_to_caller"}
-	line := fmt.Sprintf("BENCH calls-rtp calls=%d machine_idle_pct_before=%.0f established=%d failed=%d bye_failed=%d setup_s=%.1f window_s=%.1f",
-		n, st.quietBefore, st.established, st.failed, byeFailed.Load(), st.setup.Seconds(), st.window.Seconds())
+	line := fmt.Sprintf("BENCH calls-rtp calls=%d machine_idle_pct_before=%.0f established=%d failed=%d bye_failed=%d setup_s=%.1f window_s=%.1f sip_responses_outside_transactions=%d",
+		n, st.quietBefore, st.established, st.failed, byeFailed.Load(), st.setup.Seconds(), st.window.Seconds(), benchUnhandled.Load()-unhandled0)
 	for d := 0; d < 2; d++ {
 		lost := int64(st.sent[d]) - int64(st.recv[d])
 		line += fmt.Sprintf(" %s_sent=%d %s_received=%d %s_lost=%d e2e_%s_p50_us=%s e2e_%s_p99_us=%s e2e_%s_max_us=%s",
@@ -794,6 +807,10 @@ func benchSDPAudio(body []byte) (netip.AddrPort, error) {
 
 var quietLog = slog.New(slog.NewTextHandler(io.Discard, nil))
 
+// benchUnhandled counts SIP responses the test's phones received outside
+// any transaction.
+var benchUnhandled atomic.Int64
+
 // benchUA is a sipgo user agent serving one loopback UDP socket; its
 // client sends from that socket.
 type benchUA struct {
@@ -807,7 +824,12 @@ type benchUA struct {
 
 func newBenchUA(t *testing.T, name string, port int) *benchUA {
 	t.Helper()
-	ua, err := sipgo.NewUA(sipgo.WithUserAgent(name), sipgo.WithUserAgentHostname("127.0.0.1"))
+	// Responses no transaction wants are retransmissions (pbxd resending
+	// while its peer was slow): counted, not logged.
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent(name), sipgo.WithUserAgentHostname("127.0.0.1"),
+		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(quietLog),
+			sip.WithTransactionLayerUnhandledResponseHandler(func(*sip.Response) { benchUnhandled.Add(1) })),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(quietLog)))
 	if err != nil {
 		t.Fatal(err)
 	}
