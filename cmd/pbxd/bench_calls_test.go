@@ -225,7 +225,7 @@ func cpsLadder(t *testing.T, tg *callTarget, rates []int) []cpsStep {
 		if i == 0 {
 			d = cpsFirstDur
 		}
-		quiet := benchWaitQuiet(15 * time.Second)
+		quiet := benchWaitQuiet(5 * time.Second)
 		st := runCPSStep(t, tg, rate, d, i == 0)
 		out = append(out, st)
 		fmt.Printf("BENCH calls-cps target=%s rate=%d machine_idle_pct_before=%.0f offered=%d ok=%d failed=%d completed_cps=%.0f rtd_p50_ms=%.0f rtd_p99_ms=%.0f cpu_us_per_call=%.0f cpu_pct=%.0f cpu_pct_while_offered=%.0f machine_idle_pct_while_offered=%.0f sipp_cpu_us_per_call=%.0f wall_s=%.1f sustained=%t\n",

@@ -310,7 +310,7 @@ func (s rtpStep) lossPct() float64 {
 // pbxd's footprint before any call, base after the previous step.
 func runRTPStep(t *testing.T, p *proc, debug string, uac *benchUAC, uas *benchUAS, gen *rtpGen, callers []benchCaller, n int, idle, base procSample) rtpStep {
 	pid := p.cmd.Process.Pid
-	st := rtpStep{n: n, quietBefore: benchWaitQuiet(15 * time.Second)}
+	st := rtpStep{n: n, quietBefore: benchWaitQuiet(5 * time.Second)}
 	unhandled0 := benchUnhandled.Load()
 	calls := make([]*benchCall, n)
 	t0 := time.Now()
