@@ -41,14 +41,16 @@ var (
 // Config tunes an Authenticator.
 type Config struct {
 	Realm string
-	// NonceTTL is how long a nonce is accepted (default 5 min); older ones
+	// NonceTTL is how long a nonce is accepted (default 1 min); older ones
 	// get a stale challenge so the phone retries without asking the user.
 	NonceTTL time.Duration
 	// Algorithms are offered in this order (default MD5, then SHA-256:
 	// many deployed phones answer only the first challenge they see and
 	// know only MD5; clients that support SHA-256 find it second).
 	Algorithms []string
-	// MaxNonces bounds the nonce-count table (default 100,000).
+	// MaxNonces bounds the nonce counts remembered (default 400,000,
+	// about 3,300 authentications a second for two NonceTTLs); past it,
+	// answers get a stale challenge until old counts age out.
 	MaxNonces int
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
@@ -61,13 +63,15 @@ type Authenticator struct {
 	cfg Config
 	key [32]byte
 	mu  sync.Mutex
-	nc  map[string]nonceUse
+	// Nonce counts in two generations, each NonceTTL long: a count
+	// recorded now lives at least NonceTTL (as long as its nonce can be
+	// valid) and is dropped with its generation, so no scan is ever needed.
+	cur, prev map[nonceKey]uint64
+	genStart  time.Time
 }
 
-type nonceUse struct {
-	count   uint64
-	expires time.Time
-}
+// nonceKey is a nonce's MAC: unique per issued nonce, and compact.
+type nonceKey [16]byte
 
 // New returns an Authenticator with a fresh random key.
 func New(cfg Config) (*Authenticator, error) {
@@ -75,7 +79,7 @@ func New(cfg Config) (*Authenticator, error) {
 		return nil, errors.New("digest: realm required")
 	}
 	if cfg.NonceTTL <= 0 {
-		cfg.NonceTTL = 5 * time.Minute
+		cfg.NonceTTL = time.Minute
 	}
 	if len(cfg.Algorithms) == 0 {
 		cfg.Algorithms = []string{MD5, SHA256}
@@ -86,12 +90,12 @@ func New(cfg Config) (*Authenticator, error) {
 		}
 	}
 	if cfg.MaxNonces <= 0 {
-		cfg.MaxNonces = 100_000
+		cfg.MaxNonces = 400_000
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	a := &Authenticator{cfg: cfg, nc: map[string]nonceUse{}}
+	a := &Authenticator{cfg: cfg, cur: map[nonceKey]uint64{}, prev: map[nonceKey]uint64{}, genStart: cfg.Now()}
 	if _, err := rand.Read(a.key[:]); err != nil {
 		return nil, err
 	}
@@ -118,24 +122,29 @@ func (a *Authenticator) mac(b []byte) []byte {
 	return m.Sum(nil)[:16]
 }
 
-// checkNonce validates a nonce's MAC and age.
-func (a *Authenticator) checkNonce(n string) (time.Time, error) {
-	b, err := base64.RawURLEncoding.DecodeString(n)
-	if err != nil || len(b) != nonceRawLen {
-		return time.Time{}, ErrBadNonce
+// checkNonce validates a nonce's MAC and age and returns its key.
+func (a *Authenticator) checkNonce(n string) (nonceKey, error) {
+	var key nonceKey
+	var b [nonceRawLen]byte
+	if base64.RawURLEncoding.DecodedLen(len(n)) != nonceRawLen {
+		return key, ErrBadNonce
+	}
+	if m, err := base64.RawURLEncoding.Decode(b[:], []byte(n)); err != nil || m != nonceRawLen {
+		return key, ErrBadNonce
 	}
 	if !hmac.Equal(b[16:], a.mac(b[:16])) {
-		return time.Time{}, ErrBadNonce
+		return key, ErrBadNonce
 	}
+	copy(key[:], b[16:])
 	issued := time.Unix(0, int64(binary.BigEndian.Uint64(b[:8])))
 	now := a.cfg.Now()
 	if issued.After(now.Add(time.Minute)) {
-		return time.Time{}, ErrBadNonce
+		return key, ErrBadNonce
 	}
 	if now.Sub(issued) > a.cfg.NonceTTL {
-		return time.Time{}, ErrStale
+		return key, ErrStale
 	}
-	return issued.Add(a.cfg.NonceTTL), nil
+	return key, nil
 }
 
 // Challenges returns the header values to send with 401 (WWW-Authenticate)
@@ -293,7 +302,7 @@ func (a *Authenticator) Verify(c Credentials, method string, ha1 HA1) error {
 	if err != nil || len(c.NC) != 8 || c.Cnonce == "" {
 		return ErrMalformed
 	}
-	expires, err := a.checkNonce(c.Nonce)
+	key, err := a.checkNonce(c.Nonce)
 	if err != nil {
 		return err
 	}
@@ -301,31 +310,38 @@ func (a *Authenticator) Verify(c Credentials, method string, ha1 HA1) error {
 	if stored == "" || subtle.ConstantTimeCompare([]byte(want), []byte(c.Response)) != 1 {
 		return ErrMismatch
 	}
-	return a.useCount(c.Nonce, count, expires)
+	return a.useCount(key, count)
 }
 
 // useCount accepts a nonce count only if it is higher than any seen for
 // that nonce, so a captured request cannot be replayed.
-func (a *Authenticator) useCount(nonce string, count uint64, expires time.Time) error {
+func (a *Authenticator) useCount(key nonceKey, count uint64) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if u, ok := a.nc[nonce]; ok && count <= u.count {
+	if age := a.cfg.Now().Sub(a.genStart); age >= 2*a.cfg.NonceTTL {
+		clear(a.cur)
+		clear(a.prev)
+		a.genStart = a.cfg.Now()
+	} else if age >= a.cfg.NonceTTL {
+		// Everything in prev was recorded over NonceTTL ago, so its
+		// nonces have expired; cur becomes prev.
+		a.prev, a.cur = a.cur, a.prev
+		clear(a.cur)
+		a.genStart = a.cfg.Now()
+	}
+	seen, ok := a.cur[key]
+	if p, okp := a.prev[key]; okp && (!ok || p > seen) {
+		seen, ok = p, true
+	}
+	if ok && count <= seen {
 		return ErrReplay
 	}
-	if len(a.nc) >= a.cfg.MaxNonces {
-		now := a.cfg.Now()
-		for k, u := range a.nc {
-			if now.After(u.expires) {
-				delete(a.nc, k)
-			}
-		}
-		if len(a.nc) >= a.cfg.MaxNonces {
-			// Still full of live nonces: refuse rather than forget counts;
-			// the phone gets a fresh challenge.
-			return ErrStale
-		}
+	if !ok && len(a.cur)+len(a.prev) >= a.cfg.MaxNonces {
+		// Full of live nonces: refuse rather than forget counts; the
+		// phone gets a fresh challenge.
+		return ErrStale
 	}
-	a.nc[nonce] = nonceUse{count: count, expires: expires}
+	a.cur[key] = count
 	return nil
 }
 

@@ -145,8 +145,50 @@ func TestNonceTableIsBounded(t *testing.T) {
 	if err := a.Verify(c, "REGISTER", stored); err != nil {
 		t.Fatalf("after expiry: %v", err)
 	}
-	if len(a.nc) > 10 {
-		t.Fatalf("table holds %d nonces", len(a.nc))
+	if n := len(a.cur) + len(a.prev); n > 10 {
+		t.Fatalf("table holds %d nonces", n)
+	}
+}
+
+func TestReplayRefusedAcrossGenerations(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	a, _ := New(Config{Realm: "pbxd-test", NonceTTL: time.Minute, Now: func() time.Time { return now }})
+	stored := ComputeHA1("alice", "pbxd-test", "pw")
+	ch := a.Challenges(false)[0]
+	answer := func(nc int) error {
+		c, _ := Parse(phone(t, ch, SHA256, "alice", "pw", "REGISTER", "sip:x", nc))
+		return a.Verify(c, "REGISTER", stored)
+	}
+	if err := answer(1); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(59 * time.Second) // next answer rotates generations
+	if err := answer(1); !errors.Is(err, ErrReplay) {
+		t.Fatalf("replay within TTL: %v", err)
+	}
+	other, _ := Parse(phone(t, a.Challenges(false)[0], SHA256, "alice", "pw", "REGISTER", "sip:x", 1))
+	now = now.Add(2 * time.Second) // 61 s: rotation; first count now in prev
+	if err := a.Verify(other, "REGISTER", stored); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Verify(other, "REGISTER", stored); !errors.Is(err, ErrReplay) {
+		t.Fatalf("replay after rotation: %v", err)
+	}
+	if err := answer(1); !errors.Is(err, ErrStale) {
+		t.Fatalf("expired nonce: %v", err)
+	}
+}
+
+func TestManyAuthenticationsWithinTTL(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	a, _ := New(Config{Realm: "pbxd-test", Now: func() time.Time { return now }})
+	stored := ComputeHA1("alice", "pbxd-test", "pw")
+	for i := 0; i < 5000; i++ {
+		now = now.Add(time.Millisecond)
+		c, _ := Parse(phone(t, a.Challenges(false)[0], MD5, "alice", "pw", "INVITE", "sip:x", 1))
+		if err := a.Verify(c, "INVITE", stored); err != nil {
+			t.Fatalf("answer %d: %v", i, err)
+		}
 	}
 }
 
