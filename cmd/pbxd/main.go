@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 
 	_ "time/tzdata" // appliances may ship without /usr/share/zoneinfo
 )
@@ -25,6 +26,12 @@ Usage:
 `
 
 func main() {
+	if os.Getenv("GOGC") == "" {
+		// pbxd's live heap is small (tens of MB even with thousands of
+		// calls) and garbage is mostly short-lived SIP messages: collecting
+		// at 3x the live heap instead of 2x cuts GC work by about half.
+		debug.SetGCPercent(200)
+	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 

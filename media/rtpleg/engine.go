@@ -131,7 +131,7 @@ func (e *Engine) housekeeping() {
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	var due []*Leg
-	var silent []*Leg
+	var silent, all []*Leg
 	for {
 		select {
 		case <-e.stop:
@@ -145,12 +145,17 @@ func (e *Engine) housekeeping() {
 					e.legs[l] = now.Add(e.cfg.RTCPInterval)
 				}
 				if e.cfg.MediaTimeout > 0 {
-					if idle, ok := l.idle(now); ok && idle > e.cfg.MediaTimeout {
-						silent = append(silent, l)
-					}
+					all = append(all, l)
 				}
 			}
 			e.mu.Unlock()
+			// Timeouts are checked outside e.mu: idle takes each leg's
+			// lock, and Open/Close must not wait behind that.
+			for _, l := range all {
+				if idle, ok := l.idle(now); ok && idle > e.cfg.MediaTimeout {
+					silent = append(silent, l)
+				}
+			}
 			for _, l := range due {
 				l.sendReport(now)
 			}
@@ -160,6 +165,12 @@ func (e *Engine) housekeeping() {
 				}
 				l.fireTimeout()
 			}
+			// Drop the references so closed legs (and their calls) can be
+			// collected before the next tick.
+			clear(due)
+			clear(silent)
+			clear(all)
+			all = all[:0]
 		}
 	}
 }

@@ -46,7 +46,6 @@ type Leg struct {
 	candSeq      uint16
 	candCount    int
 	seq          *media.Sequencer
-	buf          [1500]byte
 	sent         uint64
 	sentBytes    uint64
 	sentTS       uint32
@@ -54,6 +53,12 @@ type Leg struct {
 	lastSRAt     time.Time
 	remoteLoss   float64
 	remoteJitter float64
+
+	// sendMu serialises Send's use of sbuf and the socket write; l.mu is
+	// not held while writing, so a slow write never stalls Stats or the
+	// engine's housekeeping.
+	sendMu sync.Mutex
+	sbuf   [1500]byte
 
 	recv     atomic.Pointer[receiverBox]
 	lastRecv atomic.Int64 // unix nanos of the last RTP packet from the party
@@ -145,42 +150,48 @@ func (l *Leg) Send(f *media.Frame) error {
 	if l.closed.Load() {
 		return media.ErrClosed
 	}
+	if len(f.Payload) > len(l.sbuf)-12 {
+		return media.ErrCodec
+	}
+	l.sendMu.Lock()
+	defer l.sendMu.Unlock()
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	dst := l.src
 	if !dst.IsValid() {
+		l.mu.Unlock()
 		return media.ErrNoRemote
 	}
 	if !l.p.Send {
+		l.mu.Unlock()
 		return nil
 	}
 	var pt uint8
-	switch f.Kind {
-	case media.KindAudio:
-		if f.Codec.Name != l.p.Codec.Name {
-			return media.ErrCodec
-		}
+	switch {
+	case f.Kind == media.KindAudio && f.Codec.Name != l.p.Codec.Name:
+		l.mu.Unlock()
+		return media.ErrCodec
+	case f.Kind == media.KindAudio:
 		pt = l.p.Codec.PayloadType
-	case media.KindEvent:
-		if l.p.EventPT == 0 {
-			return nil
-		}
+	case f.Kind == media.KindEvent && l.p.EventPT != 0:
 		pt = l.p.EventPT
-	default:
+	default: // no telephone-event negotiated, or not a media frame
+		l.mu.Unlock()
 		return nil
 	}
-	if len(f.Payload) > len(l.buf)-12 {
-		return media.ErrCodec
-	}
 	seq, ts, marker := l.seq.Next(f, time.Now())
-	putHeader(l.buf[:12], marker, pt, seq, ts, l.seq.SSRC())
-	n := 12 + copy(l.buf[12:], f.Payload)
-	if _, err := l.rtp.WriteToUDPAddrPort(l.buf[:n], dst); err != nil {
+	ssrc := l.seq.SSRC()
+	l.mu.Unlock()
+
+	putHeader(l.sbuf[:12], marker, pt, seq, ts, ssrc)
+	n := 12 + copy(l.sbuf[12:], f.Payload)
+	if _, err := l.rtp.WriteToUDPAddrPort(l.sbuf[:n], dst); err != nil {
 		return err
 	}
+	l.mu.Lock()
 	l.sent++
 	l.sentBytes += uint64(n - 12)
 	l.sentTS = ts
+	l.mu.Unlock()
 	return nil
 }
 

@@ -61,11 +61,15 @@ func TestSinglePortTwoBrowsers(t *testing.T) {
 	checkGoroutines(t)
 	e := newEngine(t, Config{})
 	answers := make(chan []byte, 2)
-	var both sync.WaitGroup
+	var both, checked sync.WaitGroup
 	both.Add(2)
+	checked.Add(2)
 	for i, f := range [][2]float64{{400, 1000}, {700, 1300}} {
 		t.Run(fmt.Sprint("browser", i), func(t *testing.T) {
 			t.Parallel()
+			var once sync.Once
+			counted := func() { once.Do(checked.Done) }
+			defer counted() // also when call fails the test
 			func() {
 				defer both.Done() // also when call fails the test
 				_, a := call(t, e, fmt.Sprint("browser", i), f[0], f[1])
@@ -75,6 +79,8 @@ func TestSinglePortTwoBrowsers(t *testing.T) {
 			if n := e.Active(); n != 2 {
 				t.Errorf("%d legs open, want 2", n)
 			}
+			counted()
+			checked.Wait() // nor before both counted the open legs
 		})
 	}
 	t.Cleanup(func() {

@@ -229,8 +229,10 @@ type Stats struct {
 // Stats reports live calls, dialogs and RTP legs.
 func (e *Engine) Stats() Stats {
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	st := Stats{Calls: len(e.calls), Dialogs: len(e.dialogs), MediaLegs: e.cfg.Media.Active()}
+	st := Stats{Calls: len(e.calls), Dialogs: len(e.dialogs)}
+	e.mu.Unlock()
+	// The media engines have their own locks; never nest them in e.mu.
+	st.MediaLegs = e.cfg.Media.Active()
 	if e.cfg.WebRTC != nil {
 		st.MediaLegs += e.cfg.WebRTC.Active()
 	}

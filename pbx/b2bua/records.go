@@ -4,14 +4,17 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"time"
 
 	"pbxd/store"
 )
 
 // recorder writes call records off the signalling path: calls hand it
-// snapshots and go on, and it commits them in batches, one fsync per batch
-// (group commit), so a burst of calls costs a few disk flushes instead of
-// several per call and call setup never waits for the disk.
+// snapshots and go on, and it commits them in batches. Commits reach
+// Badger's memory-mapped log at once, so they survive pbxd being killed;
+// the flush to disk (against power loss) happens at most once a second
+// while records keep coming, so a burst of calls costs one fsync instead
+// of several per call, and call setup never waits for the disk.
 type recorder struct {
 	st   *store.Store
 	log  *slog.Logger
@@ -45,10 +48,33 @@ func (r *recorder) save(w *store.Workitem) {
 
 const maxBatch = 256
 
+// syncEvery is how long a committed record may wait for its fsync.
+const syncEvery = time.Second
+
 func (r *recorder) run() {
 	defer close(r.done)
+	tick := time.NewTicker(syncEvery)
+	defer tick.Stop()
+	dirty := false
 	batch := make([]*store.Workitem, 0, maxBatch)
-	for w := range r.ch {
+	for {
+		var w *store.Workitem
+		var ok bool
+		select {
+		case w, ok = <-r.ch:
+		case <-tick.C:
+			if dirty {
+				r.sync()
+				dirty = false
+			}
+			continue
+		}
+		if !ok {
+			if dirty {
+				r.sync()
+			}
+			return
+		}
 		batch = append(batch[:0], w)
 	drain:
 		for len(batch) < maxBatch {
@@ -63,6 +89,14 @@ func (r *recorder) run() {
 			}
 		}
 		r.write(batch)
+		clear(batch)
+		dirty = true
+	}
+}
+
+func (r *recorder) sync() {
+	if err := r.st.Sync(); err != nil {
+		r.log.Error("b2bua: flushing call records", "err", err)
 	}
 }
 
@@ -76,7 +110,7 @@ func (r *recorder) write(batch []*store.Workitem) {
 		}
 		latest[w.ID] = w
 	}
-	err := r.st.Update(func(tx *store.Tx) error {
+	err := r.st.UpdateSoft(func(tx *store.Tx) error {
 		for _, id := range order {
 			if err := tx.PutWorkitem(latest[id]); err != nil {
 				return err
