@@ -27,7 +27,10 @@ type Config struct {
 	MediaTimeout time.Duration
 	// RTCPInterval between our reports (5 s when zero).
 	RTCPInterval time.Duration
-	Logger       *slog.Logger
+	// Spares is how many port pairs are kept bound ahead of calls (8 when
+	// zero, none when negative).
+	Spares int
+	Logger *slog.Logger
 }
 
 // Engine owns the port range and the legs' housekeeping: one goroutine
@@ -43,6 +46,10 @@ type Engine struct {
 	stop chan struct{}
 	done chan struct{}
 	once sync.Once
+
+	spares     chan spare
+	refill     chan struct{}
+	refillDone chan struct{}
 }
 
 // New starts an engine.
@@ -62,9 +69,23 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.Spares == 0 {
+		cfg.Spares = defaultSpares
+	}
 	e := &Engine{cfg: cfg, pool: newPortPool(cfg.Ports), log: cfg.Logger, legs: map[*Leg]time.Time{},
-		stop: make(chan struct{}), done: make(chan struct{})}
+		stop: make(chan struct{}), done: make(chan struct{}),
+		spares: make(chan spare, max(cfg.Spares, 0)), refill: make(chan struct{}, 1), refillDone: make(chan struct{})}
+	// The first spares are bound before New returns, so a fresh engine's
+	// footprint is stable from the start.
+	for len(e.spares) < cap(e.spares) {
+		s, err := e.bindPair()
+		if err != nil {
+			break
+		}
+		e.spares <- s
+	}
 	go e.housekeeping()
+	go e.refiller()
 	return e, nil
 }
 
@@ -79,13 +100,12 @@ func (e *Engine) Open(id string) (*Leg, error) {
 		return nil, ErrEngineClosed
 	default:
 	}
-	rtpConn, rtcpConn, port, err := e.pool.bind(e.cfg.BindIP)
+	p, err := e.takePair()
 	if err != nil {
 		return nil, fmt.Errorf("rtp leg %s: %w", id, err)
 	}
-	l := &Leg{e: e, id: id, port: port, rtp: rtpConn, rtcp: rtcpConn,
-		local: netip.AddrPortFrom(e.cfg.PublicIP, uint16(port)), seq: media.NewSequencer(8000)}
-	_ = rtpConn.SetReadBuffer(256 << 10)
+	l := &Leg{e: e, id: id, port: p.port, rtp: p.rtp, rtcp: p.rtcp,
+		local: netip.AddrPortFrom(e.cfg.PublicIP, uint16(p.port)), seq: media.NewSequencer(8000)}
 	e.mu.Lock()
 	e.legs[l] = time.Now().Add(e.cfg.RTCPInterval)
 	e.mu.Unlock()
@@ -114,6 +134,8 @@ func (e *Engine) Close() {
 	e.once.Do(func() {
 		close(e.stop)
 		<-e.done
+		<-e.refillDone
+		e.closeSpares()
 		e.mu.Lock()
 		legs := make([]*Leg, 0, len(e.legs))
 		for l := range e.legs {

@@ -227,3 +227,41 @@ func FuzzParseRTP(f *testing.F) {
 		}
 	})
 }
+
+// A pair bound ahead of its call may have caught packets; the leg that
+// takes it must not latch onto them.
+func TestSparePairDropsQueuedPackets(t *testing.T) {
+	e, err := New(Config{Ports: PortRange{Lo: 55000, Hi: 55003}, BindIP: netip.MustParseAddr("127.0.0.1"), Spares: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	s := <-e.spares
+	e.spares <- s
+	stray, phone := newPhone(t), newPhone(t)
+	to := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(s.port))
+	pl := bytes.Repeat([]byte{0x10}, 160)
+	for i := 0; i < 3; i++ {
+		stray.send(to, 0, uint16(i), 0, 9, pl)
+	}
+	time.Sleep(20 * time.Millisecond) // let them queue
+	l := openLeg(t, e, phone.addr(), media.PCMU)
+	defer l.Close()
+	if l.LocalAddr() != to {
+		t.Fatalf("leg took %v, not the spare %v", l.LocalAddr(), to)
+	}
+	phone.send(to, 0, 1, 160, 1, pl)
+	deadline := time.Now().Add(time.Second)
+	for l.Stats().PacketsReceived == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := l.Send(&media.Frame{Kind: media.KindAudio, Codec: media.PCMU, Payload: pl}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, ok := phone.recv(time.Second); !ok {
+		t.Fatal("leg latched onto a packet queued before its call")
+	}
+	if st := l.Stats(); st.PacketsReceived != 1 {
+		t.Fatalf("leg counted %d packets, want only the phone's", st.PacketsReceived)
+	}
+}
