@@ -370,18 +370,21 @@ func (c *Call) joinMedia(b *leg, res *sip.Response, expect bool) ([]byte, error)
 // 200 to the caller (which waits for the caller's ACK).
 func (c *Call) answer(f *fork) {
 	dtx := f.session()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := dtx.Ack(ctx); err != nil {
-		c.log.Warn("ACK to the callee failed", "err", err)
+	ackCallee := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := dtx.Ack(ctx); err != nil {
+			c.log.Warn("ACK to the callee failed", "err", err)
+		}
 	}
 	c.mu.Lock()
 	b := f.leg
 	b.uac, b.key = dtx, f.key()
 	c.mu.Unlock()
-	c.closeSpareLegs(b)
 	body, err := c.joinMedia(b, dtx.InviteResponse, true)
 	if err != nil {
+		ackCallee()
+		c.closeSpareLegs(b)
 		c.log.Warn("callee answer unusable", "err", err)
 		c.mu.Lock()
 		c.b = b
@@ -397,7 +400,8 @@ func (c *Call) answer(f *fork) {
 	c.mu.Lock()
 	if c.ended {
 		c.mu.Unlock()
-		f.discard()
+		c.closeSpareLegs(b)
+		f.discard() // ACK and BYE
 		return
 	}
 	c.b = b
@@ -408,12 +412,23 @@ func (c *Call) answer(f *fork) {
 	c.e.addDialog(b)
 	b.onTimeout(c.onMediaTimeout)
 	if c.a == nil {
+		ackCallee()
+		c.closeSpareLegs(b)
 		c.log.Info("call answered", "by", f.desc, "codec", b.codec.String())
 		return
 	}
 	c.a.onTimeout(c.onMediaTimeout)
+	// The answer goes to the caller first, the ACK to the callee and the
+	// clean-up right after: Respond holds until the caller's ACK, and
+	// nothing else here is on the caller's critical path.
+	answered := make(chan error, 1)
+	go func() {
+		answered <- c.a.uas.Respond(200, "OK", body, sip.NewHeader("Content-Type", "application/sdp"))
+	}()
+	ackCallee()
+	c.closeSpareLegs(b)
 	c.log.Info("call answered", "by", f.desc, "codec", c.a.codec.String()+"/"+b.codec.String())
-	if err := c.a.uas.Respond(200, "OK", body, sip.NewHeader("Content-Type", "application/sdp")); err != nil {
+	if err := <-answered; err != nil {
 		c.log.Info("caller never confirmed the answer", "err", err)
 		c.hangup(endFailed, "system", nil)
 	}
