@@ -64,8 +64,11 @@ func TestPhonePage(t *testing.T) {
 	customer.Finish(5 * time.Second)
 	c.Stop()
 
-	// When the page clicked mute and unmute, in wall-clock time.
-	clicks := map[string]time.Time{}
+	// When the page clicked mute and unmute, in wall-clock time: a click's
+	// start and the moment the browser reported it done (the page's API
+	// request may already have been answered by then).
+	type click struct{ started, done time.Time }
+	clicks := map[string]click{}
 	var stats struct {
 		Inbound *struct {
 			PacketsReceived int     `json:"packetsReceived"`
@@ -77,19 +80,20 @@ func TestPhonePage(t *testing.T) {
 	}
 	for _, st := range res.Steps {
 		var v struct {
-			Wall   int64           `json:"wall"`
-			Result json.RawMessage `json:"result"`
+			Started int64           `json:"started"`
+			Wall    int64           `json:"wall"`
+			Result  json.RawMessage `json:"result"`
 		}
 		_ = json.Unmarshal(st.Value, &v)
 		switch st.Do {
 		case "click":
-			clicks[st.Name] = time.UnixMilli(v.Wall)
+			clicks[st.Name] = click{time.UnixMilli(v.Started), time.UnixMilli(v.Wall)}
 		case "evaluate":
 			_ = json.Unmarshal(v.Result, &stats)
 		}
 	}
 	mute, unmute, hangup := clicks["mute"], clicks["unmute"], clicks["hangup"]
-	if mute.IsZero() || unmute.IsZero() || hangup.IsZero() {
+	if mute.started.IsZero() || unmute.started.IsZero() || hangup.started.IsZero() {
 		t.Fatalf("clicks not timed: %v", clicks)
 	}
 	if stats.Inbound == nil || stats.Inbound.PacketsReceived < 50 || stats.Inbound.AudioLevel <= 0 || stats.Outbound == nil || stats.Outbound.PacketsSent < 50 {
@@ -99,13 +103,13 @@ func TestPhonePage(t *testing.T) {
 		f := c.ToDuring(customer.MediaPort, from, to)
 		return tone.Detect(f.Samples, audioRate, []float64{browserToneHz})[browserToneHz]
 	}
-	if s := share(mute.Add(-1500*time.Millisecond), mute); s < tone.PresentRatio {
+	if s := share(mute.started.Add(-1500*time.Millisecond), mute.started); s < tone.PresentRatio {
 		t.Errorf("before mute the phone heard the browser's tone at %.3f", s)
 	}
-	if s := share(mute.Add(300*time.Millisecond), unmute); s >= tone.AbsentRatio {
+	if s := share(mute.done.Add(300*time.Millisecond), unmute.started); s >= tone.AbsentRatio {
 		t.Errorf("while muted the phone still heard the browser's tone at %.3f", s)
 	}
-	if s := share(unmute.Add(300*time.Millisecond), hangup); s < tone.PresentRatio {
+	if s := share(unmute.done.Add(300*time.Millisecond), hangup.started); s < tone.PresentRatio {
 		t.Errorf("after unmute the phone heard the browser's tone at only %.3f", s)
 	}
 	// Hanging up ended the phone's leg too.

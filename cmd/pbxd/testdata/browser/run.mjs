@@ -384,10 +384,14 @@ async function main() {
             await shoot(step.name || `step${i + 1}`);
             break;
           // Page-driving steps (for pages served by pbxd).
-          case "click":
+          case "click": {
+            // A click's effect may start before page.click returns, so both
+            // ends are recorded.
+            const started = Date.now();
             await withTimeout(page.click(step.selector), ms, `click ${step.selector}`);
-            rec.value = { wall: Date.now() };
+            rec.value = { started, wall: Date.now() };
             break;
+          }
           case "fill":
             await withTimeout(page.fill(step.selector, step.value || ""), ms, `fill ${step.selector}`);
             break;
