@@ -1,7 +1,6 @@
 package store
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -117,16 +116,7 @@ func (tx *Tx) DeleteACDState(userID string) error {
 // ListACDStates lists the stored ACD states (users who never logged in
 // have none), in user-id order.
 func (tx *Tx) ListACDStates() ([]*ACDState, error) {
-	var out []*ACDState
-	err := tx.each(prefixACD, func(_, v []byte) (bool, error) {
-		a := &ACDState{}
-		if err := json.Unmarshal(v, a); err != nil {
-			return false, err
-		}
-		out = append(out, a)
-		return true, nil
-	})
-	return out, err
+	return listRecords[ACDState](tx, prefixACD)
 }
 
 // ACDQueueMembers lists the ids of the users logged in to a queue, whatever

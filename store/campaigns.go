@@ -1,8 +1,6 @@
 package store
 
 import (
-	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -103,11 +101,7 @@ var prefixCampaign = []byte("cp/")
 
 // GetCampaign loads a campaign by id.
 func (tx *Tx) GetCampaign(id string) (*Campaign, error) {
-	c := &Campaign{}
-	if err := tx.getJSON(campaignKey(id), c); err != nil {
-		return nil, err
-	}
-	return c, nil
+	return getRecord[Campaign](tx, campaignKey(id))
 }
 
 // PutCampaign creates or replaces a campaign; names are unique ignoring case.
@@ -115,41 +109,13 @@ func (tx *Tx) PutCampaign(c *Campaign) error {
 	if !ValidID(c.ID) || strings.TrimSpace(c.Name) == "" {
 		return fmt.Errorf("store: bad campaign")
 	}
-	old, err := tx.GetCampaign(c.ID)
-	if err != nil && !errors.Is(err, ErrNotFound) {
-		return err
-	}
-	if err := tx.claim(campaignNameKey(c.Name), c.ID, &ConflictError{"campaign", "name", c.Name}); err != nil {
-		return err
-	}
-	if old != nil && !strings.EqualFold(old.Name, c.Name) {
-		if err := tx.del(campaignNameKey(old.Name)); err != nil {
-			return err
-		}
-	}
-	if err := tx.txn.Set(campaignNameKey(c.Name), []byte(c.ID)); err != nil {
-		return err
-	}
-	return tx.setJSON(campaignKey(c.ID), c)
+	return putNamed(tx, "campaign", campaignKey, campaignNameKey, c.ID, c, func(c *Campaign) string { return c.Name })
 }
 
 // ListCampaigns lists every campaign by lower-cased name.
 func (tx *Tx) ListCampaigns() ([]*Campaign, error) {
-	var out []*Campaign
-	err := tx.each(prefixCampaign, func(_, v []byte) (bool, error) {
-		c := &Campaign{}
-		if err := json.Unmarshal(v, c); err != nil {
-			return false, err
-		}
-		out = append(out, c)
-		return true, nil
-	})
-	slices.SortFunc(out, func(a, b *Campaign) int {
-		if c := strings.Compare(strings.ToLower(a.Name), strings.ToLower(b.Name)); c != 0 {
-			return c
-		}
-		return strings.Compare(a.ID, b.ID)
-	})
+	out, err := listRecords[Campaign](tx, prefixCampaign)
+	slices.SortFunc(out, func(a, b *Campaign) int { return compareByName(a.Name, a.ID, b.Name, b.ID) })
 	return out, err
 }
 

@@ -1,7 +1,6 @@
 package store
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -87,11 +86,7 @@ func numberSet(c *Contact) []string {
 
 // GetContact loads a contact by id.
 func (tx *Tx) GetContact(id string) (*Contact, error) {
-	c := &Contact{}
-	if err := tx.getJSON(contactKey(id), c); err != nil {
-		return nil, err
-	}
-	return c, nil
+	return getRecord[Contact](tx, contactKey(id))
 }
 
 // PutContact creates or replaces a contact and keeps its number index in
@@ -140,15 +135,7 @@ func (tx *Tx) DeleteContact(id string) error {
 // ListContacts calls fn for every contact ordered by last name, first
 // name, company (ignoring case) and id, until fn returns false.
 func (tx *Tx) ListContacts(fn func(c *Contact) bool) error {
-	var all []*Contact
-	err := tx.each(prefixContact, func(_, v []byte) (bool, error) {
-		c := &Contact{}
-		if err := json.Unmarshal(v, c); err != nil {
-			return false, err
-		}
-		all = append(all, c)
-		return true, nil
-	})
+	all, err := listRecords[Contact](tx, prefixContact)
 	if err != nil {
 		return err
 	}

@@ -12,11 +12,7 @@ func deviceUserKey(uid, id string) []byte { return []byte("x/du/" + uid + "/" + 
 
 // GetDevice loads a device by id.
 func (tx *Tx) GetDevice(id string) (*Device, error) {
-	d := &Device{}
-	if err := tx.getJSON(deviceKey(id), d); err != nil {
-		return nil, err
-	}
-	return d, nil
+	return getRecord[Device](tx, deviceKey(id))
 }
 
 // DeviceByUsername finds a device by its SIP auth username (case-sensitive).

@@ -1,8 +1,6 @@
 package store
 
 import (
-	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -49,11 +47,7 @@ var prefixQueue = []byte("q/")
 
 // GetQueue loads a queue by id.
 func (tx *Tx) GetQueue(id string) (*Queue, error) {
-	q := &Queue{}
-	if err := tx.getJSON(queueKey(id), q); err != nil {
-		return nil, err
-	}
-	return q, nil
+	return getRecord[Queue](tx, queueKey(id))
 }
 
 // QueueByName finds a queue by name, ignoring case.
@@ -70,41 +64,13 @@ func (tx *Tx) PutQueue(q *Queue) error {
 	if !ValidID(q.ID) || strings.TrimSpace(q.Name) == "" {
 		return fmt.Errorf("store: bad queue")
 	}
-	old, err := tx.GetQueue(q.ID)
-	if err != nil && !errors.Is(err, ErrNotFound) {
-		return err
-	}
-	if err := tx.claim(queueNameKey(q.Name), q.ID, &ConflictError{"queue", "name", q.Name}); err != nil {
-		return err
-	}
-	if old != nil && !strings.EqualFold(old.Name, q.Name) {
-		if err := tx.del(queueNameKey(old.Name)); err != nil {
-			return err
-		}
-	}
-	if err := tx.txn.Set(queueNameKey(q.Name), []byte(q.ID)); err != nil {
-		return err
-	}
-	return tx.setJSON(queueKey(q.ID), q)
+	return putNamed(tx, "queue", queueKey, queueNameKey, q.ID, q, func(q *Queue) string { return q.Name })
 }
 
 // ListQueues lists every queue by lower-cased name.
 func (tx *Tx) ListQueues() ([]*Queue, error) {
-	var out []*Queue
-	err := tx.each(prefixQueue, func(_, v []byte) (bool, error) {
-		q := &Queue{}
-		if err := json.Unmarshal(v, q); err != nil {
-			return false, err
-		}
-		out = append(out, q)
-		return true, nil
-	})
-	slices.SortFunc(out, func(a, b *Queue) int {
-		if c := strings.Compare(strings.ToLower(a.Name), strings.ToLower(b.Name)); c != 0 {
-			return c
-		}
-		return strings.Compare(a.ID, b.ID)
-	})
+	out, err := listRecords[Queue](tx, prefixQueue)
+	slices.SortFunc(out, func(a, b *Queue) int { return compareByName(a.Name, a.ID, b.Name, b.ID) })
 	return out, err
 }
 

@@ -18,11 +18,7 @@ var prefixService = []byte("s/")
 
 // GetServiceUser loads a service user by id.
 func (tx *Tx) GetServiceUser(id string) (*ServiceUser, error) {
-	su := &ServiceUser{}
-	if err := tx.getJSON(serviceKey(id), su); err != nil {
-		return nil, err
-	}
-	return su, nil
+	return getRecord[ServiceUser](tx, serviceKey(id))
 }
 
 // PutServiceUser creates or replaces a service user. Its name is unique and
@@ -61,15 +57,7 @@ func (tx *Tx) PutServiceUser(su *ServiceUser) error {
 
 // ListServiceUsers lists service users by name.
 func (tx *Tx) ListServiceUsers() ([]*ServiceUser, error) {
-	var out []*ServiceUser
-	err := tx.each(prefixService, func(_, v []byte) (bool, error) {
-		su := &ServiceUser{}
-		if err := json.Unmarshal(v, su); err != nil {
-			return false, err
-		}
-		out = append(out, su)
-		return true, nil
-	})
+	out, err := listRecords[ServiceUser](tx, prefixService)
 	slices.SortFunc(out, func(a, b *ServiceUser) int { return strings.Compare(a.Name, b.Name) })
 	return out, err
 }
@@ -141,11 +129,7 @@ func (tx *Tx) PutSession(se *Session) error {
 
 // GetSession loads a live session; expired ones are gone.
 func (tx *Tx) GetSession(id string) (*Session, error) {
-	se := &Session{}
-	if err := tx.getJSON(sessionKey(id), se); err != nil {
-		return nil, err
-	}
-	return se, nil
+	return getRecord[Session](tx, sessionKey(id))
 }
 
 // DeleteSession ends a session and removes its token.

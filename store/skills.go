@@ -1,7 +1,6 @@
 package store
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -15,11 +14,7 @@ var prefixSkill = []byte("k/")
 
 // GetSkill loads a skill by id.
 func (tx *Tx) GetSkill(id string) (*Skill, error) {
-	sk := &Skill{}
-	if err := tx.getJSON(skillKey(id), sk); err != nil {
-		return nil, err
-	}
-	return sk, nil
+	return getRecord[Skill](tx, skillKey(id))
 }
 
 // PutSkill creates or replaces a catalogue entry; names are unique ignoring case.
@@ -27,35 +22,12 @@ func (tx *Tx) PutSkill(sk *Skill) error {
 	if !ValidID(sk.ID) || sk.Name == "" {
 		return fmt.Errorf("store: bad skill")
 	}
-	old, err := tx.GetSkill(sk.ID)
-	if err != nil && !errors.Is(err, ErrNotFound) {
-		return err
-	}
-	if err := tx.claim(skillNameKey(sk.Name), sk.ID, &ConflictError{"skill", "name", sk.Name}); err != nil {
-		return err
-	}
-	if old != nil && !strings.EqualFold(old.Name, sk.Name) {
-		if err := tx.del(skillNameKey(old.Name)); err != nil {
-			return err
-		}
-	}
-	if err := tx.txn.Set(skillNameKey(sk.Name), []byte(sk.ID)); err != nil {
-		return err
-	}
-	return tx.setJSON(skillKey(sk.ID), sk)
+	return putNamed(tx, "skill", skillKey, skillNameKey, sk.ID, sk, func(sk *Skill) string { return sk.Name })
 }
 
 // ListSkills lists the catalogue by lower-cased name.
 func (tx *Tx) ListSkills() ([]*Skill, error) {
-	var out []*Skill
-	err := tx.each(prefixSkill, func(_, v []byte) (bool, error) {
-		sk := &Skill{}
-		if err := json.Unmarshal(v, sk); err != nil {
-			return false, err
-		}
-		out = append(out, sk)
-		return true, nil
-	})
+	out, err := listRecords[Skill](tx, prefixSkill)
 	slices.SortFunc(out, func(a, b *Skill) int { return strings.Compare(strings.ToLower(a.Name), strings.ToLower(b.Name)) })
 	return out, err
 }

@@ -1,7 +1,6 @@
 package store
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
@@ -128,11 +127,7 @@ func (tx *Tx) seedStatuses(now time.Time) error {
 
 // GetStatus loads a catalogue entry by id.
 func (tx *Tx) GetStatus(id string) (*Status, error) {
-	st := &Status{}
-	if err := tx.getJSON(statusKey(id), st); err != nil {
-		return nil, err
-	}
-	return st, nil
+	return getRecord[Status](tx, statusKey(id))
 }
 
 // StatusBySlug finds a catalogue entry by its StatusID.
@@ -177,15 +172,7 @@ func (tx *Tx) PutStatus(st *Status) error {
 
 // ListStatuses lists the catalogue by class, then name.
 func (tx *Tx) ListStatuses() ([]*Status, error) {
-	var out []*Status
-	err := tx.each(prefixStatus, func(_, v []byte) (bool, error) {
-		st := &Status{}
-		if err := json.Unmarshal(v, st); err != nil {
-			return false, err
-		}
-		out = append(out, st)
-		return true, nil
-	})
+	out, err := listRecords[Status](tx, prefixStatus)
 	slices.SortFunc(out, func(a, b *Status) int {
 		if a.Class != b.Class {
 			return a.Class - b.Class

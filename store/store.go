@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -285,6 +286,62 @@ func (tx *Tx) getJSON(key []byte, v any) error {
 		return err
 	}
 	return item.Value(func(b []byte) error { return json.Unmarshal(b, v) })
+}
+
+// getRecord loads the JSON record at key into a new T.
+func getRecord[T any](tx *Tx, key []byte) (*T, error) {
+	v := new(T)
+	if err := tx.getJSON(key, v); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// listRecords decodes every JSON record under prefix, in key order. On an
+// error it returns the records decoded before it with the error.
+func listRecords[T any](tx *Tx, prefix []byte) ([]*T, error) {
+	var out []*T
+	err := tx.each(prefix, func(_, b []byte) (bool, error) {
+		v := new(T)
+		if err := json.Unmarshal(b, v); err != nil {
+			return false, err
+		}
+		out = append(out, v)
+		return true, nil
+	})
+	return out, err
+}
+
+// putNamed stores v, the record with id at key(id), and keeps the unique
+// name index nameKey (which ignores case) in step: a name another record
+// holds is a *ConflictError for kind, and renaming frees the old name in
+// the same transaction. nameOf reads a record's name.
+func putNamed[T any](tx *Tx, kind string, key, nameKey func(string) []byte, id string, v *T, nameOf func(*T) string) error {
+	old, err := getRecord[T](tx, key(id))
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	name := nameOf(v)
+	if err := tx.claim(nameKey(name), id, &ConflictError{kind, "name", name}); err != nil {
+		return err
+	}
+	if old != nil && !strings.EqualFold(nameOf(old), name) {
+		if err := tx.del(nameKey(nameOf(old))); err != nil {
+			return err
+		}
+	}
+	if err := tx.txn.Set(nameKey(name), []byte(id)); err != nil {
+		return err
+	}
+	return tx.setJSON(key(id), v)
+}
+
+// compareByName orders records by lower-cased name, then by id.
+func compareByName(aName, aID, bName, bID string) int {
+	if c := strings.Compare(strings.ToLower(aName), strings.ToLower(bName)); c != 0 {
+		return c
+	}
+	return strings.Compare(aID, bID)
 }
 
 func (tx *Tx) getString(key []byte) (string, error) {

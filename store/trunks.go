@@ -1,7 +1,6 @@
 package store
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -137,11 +136,7 @@ var prefixTrunk = []byte("tr/")
 
 // GetTrunk loads a trunk by id.
 func (tx *Tx) GetTrunk(id string) (*Trunk, error) {
-	t := &Trunk{}
-	if err := tx.getJSON(trunkKey(id), t); err != nil {
-		return nil, err
-	}
-	return t, nil
+	return getRecord[Trunk](tx, trunkKey(id))
 }
 
 // TrunkByName finds a trunk by name, ignoring case.
@@ -230,21 +225,8 @@ func (tx *Tx) PutTrunk(t *Trunk) error {
 
 // ListTrunks lists every trunk by lower-cased name.
 func (tx *Tx) ListTrunks() ([]*Trunk, error) {
-	var out []*Trunk
-	err := tx.each(prefixTrunk, func(_, v []byte) (bool, error) {
-		t := &Trunk{}
-		if err := json.Unmarshal(v, t); err != nil {
-			return false, err
-		}
-		out = append(out, t)
-		return true, nil
-	})
-	slices.SortFunc(out, func(a, b *Trunk) int {
-		if c := strings.Compare(strings.ToLower(a.Name), strings.ToLower(b.Name)); c != 0 {
-			return c
-		}
-		return strings.Compare(a.ID, b.ID)
-	})
+	out, err := listRecords[Trunk](tx, prefixTrunk)
+	slices.SortFunc(out, func(a, b *Trunk) int { return compareByName(a.Name, a.ID, b.Name, b.ID) })
 	return out, err
 }
 

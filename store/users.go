@@ -1,7 +1,6 @@
 package store
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -20,11 +19,7 @@ var (
 
 // GetUser loads a user by id.
 func (tx *Tx) GetUser(id string) (*User, error) {
-	u := &User{}
-	if err := tx.getJSON(userKey(id), u); err != nil {
-		return nil, err
-	}
-	return u, nil
+	return getRecord[User](tx, userKey(id))
 }
 
 // lookup follows an index entry to the id it holds (the part of the value
@@ -201,15 +196,7 @@ func (tx *Tx) DeleteUser(id string) error {
 // sequential scan and sorts them, which is much cheaper than following the
 // name index with a point lookup per user.
 func (tx *Tx) ListUsers(fn func(u *User) bool) error {
-	var users []*User
-	err := tx.each(prefixUser, func(_, v []byte) (bool, error) {
-		u := &User{}
-		if err := json.Unmarshal(v, u); err != nil {
-			return false, err
-		}
-		users = append(users, u)
-		return true, nil
-	})
+	users, err := listRecords[User](tx, prefixUser)
 	if err != nil {
 		return err
 	}

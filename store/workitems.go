@@ -173,11 +173,7 @@ func contains(list []string, s string) bool {
 
 // GetWorkitem loads one workitem.
 func (tx *Tx) GetWorkitem(id string) (*Workitem, error) {
-	w := &Workitem{}
-	if err := tx.getJSON(workitemKey(id), w); err != nil {
-		return nil, err
-	}
-	return w, nil
+	return getRecord[Workitem](tx, workitemKey(id))
 }
 
 // WorkitemsByContact returns a page of the workitems recorded with a
