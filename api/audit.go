@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/http"
+	"strings"
 
 	"pbxd/store"
 )
@@ -19,6 +20,37 @@ func (s *Server) audit(tx *store.Tx, r *http.Request, p *Principal, action, targ
 		rec.RemoteAddr = remoteIP(r)
 	}
 	return tx.AppendAudit(rec)
+}
+
+// fieldNames collects, for an audit record, the names of the members a
+// write carries: never their values (a password is only ever named).
+type fieldNames []string
+
+// add names a member if the write carries it.
+func (f *fieldNames) add(present bool, name string) {
+	if present {
+		*f = append(*f, name)
+	}
+}
+
+// String is the names joined by commas, "" for none.
+func (f fieldNames) String() string { return strings.Join(f, ",") }
+
+// deleteNamed deletes the record id in one transaction and audits
+// kind+".delete" with the name it had: get loads it (an unknown id is
+// store.ErrNotFound), del deletes it, name reads its name.
+func deleteNamed[T any](s *Server, r *http.Request, p *Principal, kind, id string,
+	get func(*store.Tx, string) (*T, error), del func(*store.Tx, string) error, name func(*T) string) error {
+	return s.st.Update(func(tx *store.Tx) error {
+		v, err := get(tx, id)
+		if err != nil {
+			return err
+		}
+		if err := del(tx, id); err != nil {
+			return err
+		}
+		return s.audit(tx, r, p, kind+".delete", kind, id, map[string]string{"name": name(v)})
+	})
 }
 
 type auditView struct {

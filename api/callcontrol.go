@@ -120,7 +120,7 @@ func (s *Server) callControlRoutes() []*route {
 	userQ := []string{"userId"}
 	return []*route{
 		{method: "GET", pattern: "/api/v1/connection", summary: "The connection to the server: disconnected, connecting or connected, with mute and conference state", tag: "call control",
-			query: userQ, resp: AgentCallState{}, h: s.handleGetConnection},
+			query: userQ, resp: AgentCallState{}, h: s.agentOp(nil)},
 		{method: "POST", pattern: "/api/v1/connection", summary: "connectToServer: pbxd calls the agent's phone (or browser) and keeps that leg up (202; progress as events)", tag: "call control",
 			query: userQ, req: connectRequest{}, resp: AgentCallState{}, status: http.StatusAccepted, h: s.handleConnect},
 		{method: "POST", pattern: "/api/v1/connection/answer", summary: "The browser's SDP answer to pbxd's connection offer (target browser)", tag: "call control",
@@ -130,13 +130,13 @@ func (s *Server) callControlRoutes() []*route {
 		{method: "POST", pattern: "/api/v1/dial", summary: "dial: place a call bridged to the agent's connection (or into a call with conferenceWorkitemId); the workitem id comes back at once", tag: "call control",
 			query: userQ, req: dialPayload{}, resp: dialResponse{}, h: s.handleDial},
 		{method: "POST", pattern: "/api/v1/mute", summary: "mute: the agent's audio stops reaching the others; the agent still hears them", tag: "call control",
-			query: userQ, resp: AgentCallState{}, h: s.handleMute},
+			query: userQ, resp: AgentCallState{}, h: s.agentOp(func(m *agents.Manager, uid string) error { return m.Mute(uid, true) })},
 		{method: "DELETE", pattern: "/api/v1/mute", summary: "unMute", tag: "call control",
-			query: userQ, resp: AgentCallState{}, h: s.handleUnmute},
+			query: userQ, resp: AgentCallState{}, h: s.agentOp(func(m *agents.Manager, uid string) error { return m.Mute(uid, false) })},
 		{method: "POST", pattern: "/api/v1/conference", summary: "enterConference: go back into the conference the agent stepped out of", tag: "call control",
-			query: userQ, resp: AgentCallState{}, h: s.handleEnterConference},
+			query: userQ, resp: AgentCallState{}, h: s.agentOp((*agents.Manager).EnterConference)},
 		{method: "DELETE", pattern: "/api/v1/conference", summary: "exitConference: step out; the other parties stay connected", tag: "call control",
-			query: userQ, resp: AgentCallState{}, h: s.handleExitConference},
+			query: userQ, resp: AgentCallState{}, h: s.agentOp((*agents.Manager).ExitConference)},
 		{method: "POST", pattern: "/api/v1/users/{id}/listen", summary: "listen: a connected supervisor hears the agent and the customer, unheard", tag: "monitoring",
 			resp: AgentCallState{}, h: s.monitorHandler(agents.Listen)},
 		{method: "POST", pattern: "/api/v1/users/{id}/coach", summary: "coach: only the agent hears the supervisor", tag: "monitoring",
@@ -191,17 +191,35 @@ func actingFor(r *http.Request, p *Principal) (string, *Problem) {
 	return "", forbidden("only supervisors and admins act for other users")
 }
 
-func (s *Server) handleGetConnection(w http.ResponseWriter, r *http.Request, p *Principal) error {
-	uid, prob := actingFor(r, p)
-	if prob != nil {
-		return prob
+// agentOp serves a call-control operation on the calls of the user the
+// request acts for, answering with their call state afterwards; a nil op
+// only reads the state.
+func (s *Server) agentOp(op func(m *agents.Manager, uid string) error) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, p *Principal) error {
+		uid, prob := actingFor(r, p)
+		if prob != nil {
+			return prob
+		}
+		ac, prob := s.calls()
+		if prob != nil {
+			return prob
+		}
+		if op != nil {
+			if err := op(ac.M, uid); err != nil {
+				return callError(err)
+			}
+		}
+		writeJSON(w, http.StatusOK, ac.AgentState(uid))
+		return nil
 	}
-	ac, prob := s.calls()
-	if prob != nil {
-		return prob
-	}
-	writeJSON(w, http.StatusOK, ac.AgentState(uid))
-	return nil
+}
+
+// auditLive records an operation on live calls, which changes no stored
+// record, in a transaction of its own.
+func (s *Server) auditLive(r *http.Request, p *Principal, action, targetKind, targetID string, detail map[string]string) error {
+	return s.st.Update(func(tx *store.Tx) error {
+		return s.audit(tx, r, p, action, targetKind, targetID, detail)
+	})
 }
 
 // connectRequest optionally picks the connection target for this
@@ -360,10 +378,8 @@ func (s *Server) handleDial(w http.ResponseWriter, r *http.Request, p *Principal
 	if res.ForcedOutsideHours {
 		// A deliberate override of the calling hours is kept in the audit
 		// log as well as on the workitem.
-		err := s.st.Update(func(tx *store.Tx) error {
-			return s.audit(tx, r, p, "dial.forceOutsideHours", "workitem", res.WorkitemID,
-				map[string]string{"campaignId": in.CampaignID, "contactId": in.ContactID, "to": in.To, "userId": uid})
-		})
+		err := s.auditLive(r, p, "dial.forceOutsideHours", "workitem", res.WorkitemID,
+			map[string]string{"campaignId": in.CampaignID, "contactId": in.ContactID, "to": in.To, "userId": uid})
 		if err != nil {
 			return err
 		}
@@ -371,64 +387,6 @@ func (s *Server) handleDial(w http.ResponseWriter, r *http.Request, p *Principal
 	writeJSON(w, http.StatusOK, dialResponse{WorkitemID: res.WorkitemID, URI: workitemURI(res.WorkitemID), State: "ringing",
 		ForcedOutsideHours: res.ForcedOutsideHours})
 	return nil
-}
-
-func (s *Server) muteHandler(on bool) handlerFunc {
-	return func(w http.ResponseWriter, r *http.Request, p *Principal) error {
-		uid, prob := actingFor(r, p)
-		if prob != nil {
-			return prob
-		}
-		ac, prob := s.calls()
-		if prob != nil {
-			return prob
-		}
-		if err := ac.M.Mute(uid, on); err != nil {
-			return callError(err)
-		}
-		writeJSON(w, http.StatusOK, ac.AgentState(uid))
-		return nil
-	}
-}
-
-func (s *Server) handleMute(w http.ResponseWriter, r *http.Request, p *Principal) error {
-	return s.muteHandler(true)(w, r, p)
-}
-
-func (s *Server) handleUnmute(w http.ResponseWriter, r *http.Request, p *Principal) error {
-	return s.muteHandler(false)(w, r, p)
-}
-
-func (s *Server) conferenceHandler(enter bool) handlerFunc {
-	return func(w http.ResponseWriter, r *http.Request, p *Principal) error {
-		uid, prob := actingFor(r, p)
-		if prob != nil {
-			return prob
-		}
-		ac, prob := s.calls()
-		if prob != nil {
-			return prob
-		}
-		var err error
-		if enter {
-			err = ac.M.EnterConference(uid)
-		} else {
-			err = ac.M.ExitConference(uid)
-		}
-		if err != nil {
-			return callError(err)
-		}
-		writeJSON(w, http.StatusOK, ac.AgentState(uid))
-		return nil
-	}
-}
-
-func (s *Server) handleEnterConference(w http.ResponseWriter, r *http.Request, p *Principal) error {
-	return s.conferenceHandler(true)(w, r, p)
-}
-
-func (s *Server) handleExitConference(w http.ResponseWriter, r *http.Request, p *Principal) error {
-	return s.conferenceHandler(false)(w, r, p)
 }
 
 // monitorHandler starts or switches supervisor monitoring of the agent in
@@ -454,10 +412,7 @@ func (s *Server) monitorHandler(mode string) handlerFunc {
 		if before.Watching == agentID {
 			action = "monitoring.switch"
 		}
-		err := s.st.Update(func(tx *store.Tx) error {
-			return s.audit(tx, r, p, action, "user", agentID, map[string]string{"mode": mode, "previous": before.Mode})
-		})
-		if err != nil {
+		if err := s.auditLive(r, p, action, "user", agentID, map[string]string{"mode": mode, "previous": before.Mode}); err != nil {
 			return err
 		}
 		writeJSON(w, http.StatusOK, ac.AgentState(p.ID))
@@ -483,10 +438,7 @@ func (s *Server) handleStopMonitoring(w http.ResponseWriter, r *http.Request, p 
 	if err := ac.M.StopMonitoring(p.ID); err != nil {
 		return callError(err)
 	}
-	err := s.st.Update(func(tx *store.Tx) error {
-		return s.audit(tx, r, p, "monitoring.stop", "user", agentID, nil)
-	})
-	if err != nil {
+	if err := s.auditLive(r, p, "monitoring.stop", "user", agentID, nil); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -521,10 +473,7 @@ func (s *Server) handleTerminateWorkitem(w http.ResponseWriter, r *http.Request,
 	if err := ac.M.Terminate(id, by); err != nil {
 		return callError(err)
 	}
-	err := s.st.Update(func(tx *store.Tx) error {
-		return s.audit(tx, r, p, "workitem.terminate", "workitem", id, map[string]string{"owner": owner})
-	})
-	if err != nil {
+	if err := s.auditLive(r, p, "workitem.terminate", "workitem", id, map[string]string{"owner": owner}); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)

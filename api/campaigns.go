@@ -146,17 +146,13 @@ func (w *campaignWrite) apply(c *store.Campaign) {
 }
 
 func (w *campaignWrite) fields() string {
-	var f []string
-	for _, m := range []struct {
-		ok   bool
-		name string
-	}{{w.Name != nil, "name"}, {w.CallerID != nil, "callerId"}, {w.CallerName != nil, "callerName"},
-		{w.hoursSet || w.CallingHours != nil, "callingHours"}, {w.Enabled != nil, "enabled"}} {
-		if m.ok {
-			f = append(f, m.name)
-		}
-	}
-	return strings.Join(f, ",")
+	var f fieldNames
+	f.add(w.Name != nil, "name")
+	f.add(w.CallerID != nil, "callerId")
+	f.add(w.CallerName != nil, "callerName")
+	f.add(w.hoursSet || w.CallingHours != nil, "callingHours")
+	f.add(w.Enabled != nil, "enabled")
+	return f.String()
 }
 
 func (s *Server) handleListCampaigns(w http.ResponseWriter, r *http.Request, p *Principal) error {
@@ -271,15 +267,6 @@ func (s *Server) handleDeleteCampaign(w http.ResponseWriter, r *http.Request, p 
 	if prob != nil {
 		return prob
 	}
-	err := s.st.Update(func(tx *store.Tx) error {
-		c, err := tx.GetCampaign(id)
-		if err != nil {
-			return err
-		}
-		if err := tx.DeleteCampaign(id); err != nil {
-			return err
-		}
-		return s.audit(tx, r, p, "campaign.delete", "campaign", id, map[string]string{"name": c.Name})
-	})
+	err := deleteNamed(s, r, p, "campaign", id, (*store.Tx).GetCampaign, (*store.Tx).DeleteCampaign, func(c *store.Campaign) string { return c.Name })
 	return respond(w, err, "campaign "+id, http.StatusNoContent, nil)
 }

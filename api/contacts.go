@@ -145,17 +145,15 @@ func (w *contactWrite) apply(c *store.Contact) {
 }
 
 func (w *contactWrite) fields() string {
-	var f []string
-	for _, m := range []struct {
-		ok   bool
-		name string
-	}{{w.FirstName != nil, "firstName"}, {w.LastName != nil, "lastName"}, {w.Company != nil, "company"}, {w.Email != nil, "email"},
-		{w.Timezone != nil, "timezone"}, {w.Numbers != nil, "numbers"}, {w.Properties != nil, "properties"}} {
-		if m.ok {
-			f = append(f, m.name)
-		}
-	}
-	return strings.Join(f, ",")
+	var f fieldNames
+	f.add(w.FirstName != nil, "firstName")
+	f.add(w.LastName != nil, "lastName")
+	f.add(w.Company != nil, "company")
+	f.add(w.Email != nil, "email")
+	f.add(w.Timezone != nil, "timezone")
+	f.add(w.Numbers != nil, "numbers")
+	f.add(w.Properties != nil, "properties")
+	return f.String()
 }
 
 // Contacts are customer data: users with users:read (agents,

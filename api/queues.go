@@ -293,15 +293,6 @@ func (s *Server) handleDeleteQueue(w http.ResponseWriter, r *http.Request, p *Pr
 	if prob != nil {
 		return prob
 	}
-	err := s.st.Update(func(tx *store.Tx) error {
-		q, err := tx.GetQueue(id)
-		if err != nil {
-			return err
-		}
-		if err := tx.DeleteQueue(id); err != nil {
-			return err
-		}
-		return s.audit(tx, r, p, "queue.delete", "queue", id, map[string]string{"name": q.Name})
-	})
+	err := deleteNamed(s, r, p, "queue", id, (*store.Tx).GetQueue, (*store.Tx).DeleteQueue, func(q *store.Queue) string { return q.Name })
 	return respond(w, err, "queue "+id, http.StatusNoContent, nil)
 }

@@ -280,15 +280,6 @@ func (s *Server) handleDeleteServiceUser(w http.ResponseWriter, r *http.Request,
 	if prob != nil {
 		return prob
 	}
-	err := s.st.Update(func(tx *store.Tx) error {
-		su, err := tx.GetServiceUser(id)
-		if err != nil {
-			return err
-		}
-		if err := tx.DeleteServiceUser(id); err != nil {
-			return err
-		}
-		return s.audit(tx, r, p, "serviceUser.delete", "serviceUser", id, map[string]string{"name": su.Name})
-	})
+	err := deleteNamed(s, r, p, "serviceUser", id, (*store.Tx).GetServiceUser, (*store.Tx).DeleteServiceUser, func(su *store.ServiceUser) string { return su.Name })
 	return respond(w, err, "service user "+id, http.StatusNoContent, nil)
 }

@@ -92,16 +92,7 @@ func (s *Server) handleDeleteSkill(w http.ResponseWriter, r *http.Request, p *Pr
 	if prob != nil {
 		return prob
 	}
-	err := s.st.Update(func(tx *store.Tx) error {
-		sk, err := tx.GetSkill(id)
-		if err != nil {
-			return err
-		}
-		if err := tx.DeleteSkill(id); err != nil {
-			return err
-		}
-		return s.audit(tx, r, p, "skill.delete", "skill", id, map[string]string{"name": sk.Name})
-	})
+	err := deleteNamed(s, r, p, "skill", id, (*store.Tx).GetSkill, (*store.Tx).DeleteSkill, func(sk *store.Skill) string { return sk.Name })
 	return respond(w, err, "skill "+id, http.StatusNoContent, nil)
 }
 

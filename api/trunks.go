@@ -280,31 +280,26 @@ func checkTrunk(t *store.Trunk) *Problem {
 // changedFields names the members present, for the audit log (never a
 // value: the password is only ever named).
 func (w *trunkWrite) changedFields() string {
-	var f []string
-	add := func(ok bool, name string) {
-		if ok {
-			f = append(f, name)
-		}
-	}
-	add(w.Name != nil, "name")
-	add(w.Enabled != nil, "enabled")
-	add(w.Host != nil, "host")
-	add(w.Transport != nil, "transport")
-	add(w.Username != nil, "username")
-	add(w.AuthUsername != nil, "authUsername")
-	add(w.Password != nil, "password")
-	add(w.Realm != nil, "realm")
-	add(w.Register != nil, "register")
-	add(w.RegisterExpires != nil, "registerExpires")
-	add(w.FromDomain != nil, "fromDomain")
-	add(w.CallerID != nil, "callerId")
-	add(w.CallerName != nil, "callerName")
-	add(w.DIDs != nil, "dids")
-	add(w.Prefixes != nil, "prefixes")
-	add(w.Strip != nil, "strip")
-	add(w.AddPrefix != nil, "addPrefix")
-	add(w.Priority != nil, "priority")
-	return strings.Join(f, ",")
+	var f fieldNames
+	f.add(w.Name != nil, "name")
+	f.add(w.Enabled != nil, "enabled")
+	f.add(w.Host != nil, "host")
+	f.add(w.Transport != nil, "transport")
+	f.add(w.Username != nil, "username")
+	f.add(w.AuthUsername != nil, "authUsername")
+	f.add(w.Password != nil, "password")
+	f.add(w.Realm != nil, "realm")
+	f.add(w.Register != nil, "register")
+	f.add(w.RegisterExpires != nil, "registerExpires")
+	f.add(w.FromDomain != nil, "fromDomain")
+	f.add(w.CallerID != nil, "callerId")
+	f.add(w.CallerName != nil, "callerName")
+	f.add(w.DIDs != nil, "dids")
+	f.add(w.Prefixes != nil, "prefixes")
+	f.add(w.Strip != nil, "strip")
+	f.add(w.AddPrefix != nil, "addPrefix")
+	f.add(w.Priority != nil, "priority")
+	return f.String()
 }
 
 // reloadTrunks tells the SIP side about a committed change.
@@ -448,16 +443,7 @@ func (s *Server) handleDeleteTrunk(w http.ResponseWriter, r *http.Request, p *Pr
 	if prob != nil {
 		return prob
 	}
-	err := s.st.Update(func(tx *store.Tx) error {
-		t, err := tx.GetTrunk(id)
-		if err != nil {
-			return err
-		}
-		if err := tx.DeleteTrunk(id); err != nil {
-			return err
-		}
-		return s.audit(tx, r, p, "trunk.delete", "trunk", id, map[string]string{"name": t.Name})
-	})
+	err := deleteNamed(s, r, p, "trunk", id, (*store.Tx).GetTrunk, (*store.Tx).DeleteTrunk, func(t *store.Trunk) string { return t.Name })
 	if err == nil {
 		s.reloadTrunks()
 	}

@@ -56,28 +56,23 @@ func (w *userWrite) selfFields() bool {
 
 // changedFields names the members present, for the audit log.
 func (w *userWrite) changedFields() string {
-	var f []string
-	add := func(ok bool, name string) {
-		if ok {
-			f = append(f, name)
-		}
-	}
-	add(w.UserName != nil, "userName")
-	add(w.Password != nil, "password")
-	add(w.FirstName != nil, "firstName")
-	add(w.LastName != nil, "lastName")
-	add(w.Roles != nil, "roles")
-	add(w.DoNotDisturb != nil, "doNotDisturb")
-	add(w.ChangePasswordOnFirstLogin != nil, "changePasswordOnFirstLogin")
-	add(w.Extension != nil, "extension")
-	add(w.Timezone != nil, "timezone")
-	add(w.Enabled != nil, "enabled")
-	add(w.AcdAutoLogin != nil, "acdAutoLogin")
-	add(w.DefaultAcdLoginStatus != nil, "defaultAcdLoginStatus")
-	add(w.AcdAutoAccept != nil, "acdAutoAccept")
-	add(w.ConnectTo != nil, "connectTo")
-	add(w.ConnectNumber != nil, "connectNumber")
-	return strings.Join(f, ",")
+	var f fieldNames
+	f.add(w.UserName != nil, "userName")
+	f.add(w.Password != nil, "password")
+	f.add(w.FirstName != nil, "firstName")
+	f.add(w.LastName != nil, "lastName")
+	f.add(w.Roles != nil, "roles")
+	f.add(w.DoNotDisturb != nil, "doNotDisturb")
+	f.add(w.ChangePasswordOnFirstLogin != nil, "changePasswordOnFirstLogin")
+	f.add(w.Extension != nil, "extension")
+	f.add(w.Timezone != nil, "timezone")
+	f.add(w.Enabled != nil, "enabled")
+	f.add(w.AcdAutoLogin != nil, "acdAutoLogin")
+	f.add(w.DefaultAcdLoginStatus != nil, "defaultAcdLoginStatus")
+	f.add(w.AcdAutoAccept != nil, "acdAutoAccept")
+	f.add(w.ConnectTo != nil, "connectTo")
+	f.add(w.ConnectNumber != nil, "connectNumber")
+	return f.String()
 }
 
 // validate checks every present member; create demands userName.
