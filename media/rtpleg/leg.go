@@ -214,22 +214,22 @@ func (l *Leg) readRTP() {
 			l.handleRTCP(pkt, from)
 			continue
 		}
-		h, payload, ok := parseRTP(pkt)
+		h, payload, ok := media.ParseRTP(pkt)
 		if !ok {
 			continue
 		}
 		now := time.Now()
 		// One critical section per packet: latching, counters, payload type.
 		l.mu.Lock()
-		if !l.accept(from, h.seq, now) {
+		if !l.accept(from, h.Seq, now) {
 			l.mu.Unlock()
 			continue
 		}
-		l.rs.update(h.ssrc, h.seq, h.ts, now, 8000)
+		l.rs.update(h.SSRC, h.Seq, h.Timestamp, now, 8000)
 		l.received++
 		l.recvB += uint64(len(payload))
 		evPT := l.p.EventPT
-		isEvent := evPT != 0 && h.pt == evPT
+		isEvent := evPT != 0 && h.PayloadType == evPT
 		if isEvent {
 			l.events++
 		}
@@ -239,7 +239,7 @@ func (l *Leg) readRTP() {
 		if isEvent {
 			f.Kind, f.Codec = media.KindEvent, media.Codec{}
 		} else {
-			c, ok := media.CodecByPayloadType(h.pt)
+			c, ok := media.CodecByPayloadType(h.PayloadType)
 			if !ok {
 				continue // comfort noise, unknown formats
 			}
@@ -249,7 +249,7 @@ func (l *Leg) readRTP() {
 		if box == nil {
 			continue
 		}
-		f.Source, f.Seq, f.Timestamp, f.Marker, f.Payload = h.ssrc, h.seq, h.ts, h.marker, payload
+		f.Source, f.Seq, f.Timestamp, f.Marker, f.Payload = h.SSRC, h.Seq, h.Timestamp, h.Marker, payload
 		box.r.Receive(l, &f)
 	}
 }

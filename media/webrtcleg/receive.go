@@ -1,7 +1,6 @@
 package webrtcleg
 
 import (
-	"encoding/binary"
 	"time"
 
 	"github.com/pion/rtcp"
@@ -43,7 +42,7 @@ func (l *Leg) readRTP(t *webrtc.TrackRemote) {
 			}
 			continue
 		}
-		h, payload, ok := parseRTP(buf[:n])
+		h, payload, ok := media.ParseRTP(buf[:n])
 		if !ok {
 			continue
 		}
@@ -51,14 +50,14 @@ func (l *Leg) readRTP(t *webrtc.TrackRemote) {
 		now := time.Now()
 		kind, codec, known := media.KindAudio, media.Codec{}, false
 		if neg != nil {
-			if neg.eventPT != 0 && h.pt == neg.eventPT {
+			if neg.eventPT != 0 && h.PayloadType == neg.eventPT {
 				kind, known = media.KindEvent, true
 			} else {
-				codec, known = neg.audioCodec(h.pt)
+				codec, known = neg.audioCodec(h.PayloadType)
 			}
 		}
 		l.rxMu.Lock()
-		l.rs.update(h.ssrc, h.seq, h.ts, now, 8000)
+		l.rs.update(h.SSRC, h.Seq, h.Timestamp, now, 8000)
 		l.received++
 		l.recvB += uint64(len(payload))
 		if kind == media.KindEvent {
@@ -73,7 +72,7 @@ func (l *Leg) readRTP(t *webrtc.TrackRemote) {
 		if box == nil {
 			continue
 		}
-		f = media.Frame{Kind: kind, Codec: codec, Source: h.ssrc, Seq: h.seq, Timestamp: h.ts, Marker: h.marker, Payload: payload}
+		f = media.Frame{Kind: kind, Codec: codec, Source: h.SSRC, Seq: h.Seq, Timestamp: h.Timestamp, Marker: h.Marker, Payload: payload}
 		box.r.Receive(l, &f)
 	}
 }
@@ -123,50 +122,6 @@ func (l *Leg) drainReceiverRTCP(r *webrtc.RTPReceiver) {
 			return
 		}
 	}
-}
-
-// header is what the leg needs of a received RTP packet.
-type header struct {
-	marker bool
-	pt     uint8
-	seq    uint16
-	ts     uint32
-	ssrc   uint32
-}
-
-// parseRTP validates an RTP packet (RFC 3550 §5.1) and finds its payload,
-// past CSRCs and a header extension, padding removed. It never reads
-// outside b.
-func parseRTP(b []byte) (h header, payload []byte, ok bool) {
-	if len(b) < 12 || b[0]>>6 != 2 {
-		return h, nil, false
-	}
-	start := 12 + 4*int(b[0]&0x0f)
-	if b[0]&0x10 != 0 {
-		if len(b) < start+4 {
-			return h, nil, false
-		}
-		start += 4 + 4*int(binary.BigEndian.Uint16(b[start+2:]))
-	}
-	end := len(b)
-	if b[0]&0x20 != 0 {
-		pad := int(b[end-1])
-		if pad == 0 || pad > end-start {
-			return h, nil, false
-		}
-		end -= pad
-	}
-	if start > end {
-		return h, nil, false
-	}
-	h = header{
-		marker: b[1]&0x80 != 0,
-		pt:     b[1] & 0x7f,
-		seq:    binary.BigEndian.Uint16(b[2:]),
-		ts:     binary.BigEndian.Uint32(b[4:]),
-		ssrc:   binary.BigEndian.Uint32(b[8:]),
-	}
-	return h, b[start:end], true
 }
 
 // recvStats are the RFC 3550 (Appendix A.3, A.8) figures of the received
