@@ -3,10 +3,9 @@
 package main
 
 // Helpers of the call benchmarks (bench_calls_test.go, bench_rtp_test.go):
-// a tcpdump capture on loopback (read back with readPcap of
-// peers_rtp_test.go), the SIP fields the latency analysis matches on,
-// process figures from /proc and pbxd's /metrics, CPU profiles and
-// percentiles.
+// a tcpdump capture on loopback (the tcpdump of peers_capture_test.go), the
+// SIP fields the latency analysis matches on and that analysis, process
+// figures from /proc and pbxd's /metrics, CPU profiles and percentiles.
 
 import (
 	"bufio"
@@ -14,12 +13,10 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -31,18 +28,11 @@ import (
 
 // --- capture ---
 
-// benchCapture is one tcpdump on the loopback interface writing a pcap
-// file. Only the tcpdump process started here is ever signalled. Its
-// filter also takes a marker port of its own: a marker datagram found in
-// the file proves the capture is running (and, at the end, caught up).
+// benchCapture is one tcpdump on the loopback interface (the tcpdump of
+// peers_capture_test.go, with its marker port) writing a pcap file.
 type benchCapture struct {
-	cmd     *exec.Cmd
-	file    string
-	stderr  *lockedBuffer
-	done    chan struct{}
-	once    sync.Once
-	marker  *net.UDPConn
-	markers int
+	*tcpdump
+	once sync.Once
 	// Dropped is what tcpdump reported as dropped by the kernel.
 	Dropped int
 }
@@ -56,23 +46,18 @@ func startBenchCapture(t *testing.T, filter string) *benchCapture {
 		fmt.Println("BENCH note=no-capture reason=\"tcpdump missing or not root: latency not measured\"")
 		return nil
 	}
-	mk, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	td, err := newTcpdump(filepath.Join(t.TempDir(), "capture.pcap"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &benchCapture{file: filepath.Join(t.TempDir(), "capture.pcap"), stderr: &lockedBuffer{}, done: make(chan struct{}), marker: mk}
+	c := &benchCapture{tcpdump: td}
 	// Nanosecond stamps, a 32 MiB kernel buffer (-B is in KiB), packets
-	// written as they come (-U), and -Z root so tcpdump keeps the right to
-	// write into the test's directory.
-	c.cmd = exec.Command(bin, "-i", "lo", "-n", "-s", "0", "-B", "32768", "--time-stamp-precision=nano", "-U", "-Z", "root", "-w", c.file,
-		fmt.Sprintf("(%s) or udp port %d", filter, mk.LocalAddr().(*net.UDPAddr).Port))
-	c.cmd.Stderr = c.stderr
-	if err := c.cmd.Start(); err != nil {
-		mk.Close()
+	// written as they come (-U).
+	if err := c.start(bin, fmt.Sprintf("(%s) or udp port %d", filter, td.markerPort()),
+		"-s", "0", "-B", "32768", "--time-stamp-precision=nano", "-U"); err != nil {
 		fmt.Printf("BENCH note=no-capture reason=%q\n", err.Error())
 		return nil
 	}
-	go func() { _ = c.cmd.Wait(); close(c.done) }()
 	t.Cleanup(func() { c.Stop() })
 	if err := c.sync(10 * time.Second); err != nil {
 		c.Stop()
@@ -82,83 +67,31 @@ func startBenchCapture(t *testing.T, filter string) *benchCapture {
 	return c
 }
 
-// sync sends a new marker to the capture's own port every 100 ms until
-// tcpdump has written it to the file.
-func (c *benchCapture) sync(limit time.Duration) error {
-	c.markers++
-	mark := []byte(fmt.Sprintf("pbxd-bench-marker-%p-%d", c, c.markers))
-	to := c.marker.LocalAddr().(*net.UDPAddr)
-	for deadline, i := time.Now().Add(limit), 0; time.Now().Before(deadline); i++ {
-		if i%10 == 0 {
-			if _, err := c.marker.WriteToUDP(mark, to); err != nil {
-				return err
-			}
-		}
-		select {
-		case <-c.done:
-			return fmt.Errorf("tcpdump exited")
-		case <-time.After(10 * time.Millisecond):
-		}
-		if raw, err := os.ReadFile(c.file); err == nil && bytes.Contains(raw, mark) {
-			return nil
-		}
-	}
-	return fmt.Errorf("the marker did not reach the capture in %v", limit)
-}
-
-var benchDropped = regexp.MustCompile(`(\d+) packets? dropped by kernel`)
-
 // Stop ends the capture once it has caught up (SIGINT, then SIGKILL
 // after 10 s, to tcpdump's own PID) and returns the packets, the markers
 // left out.
 func (c *benchCapture) Stop() ([]benchPkt, error) {
 	c.once.Do(func() {
 		select {
-		case <-c.done:
+		case <-c.exited:
 		default:
 			_ = c.sync(10 * time.Second)
 		}
-		_ = c.cmd.Process.Signal(syscall.SIGINT)
-		select {
-		case <-c.done:
-		case <-time.After(10 * time.Second):
-			_ = c.cmd.Process.Kill()
-			<-c.done
-		}
-		c.marker.Close()
-		if m := benchDropped.FindStringSubmatch(c.stderr.String()); m != nil {
-			c.Dropped, _ = strconv.Atoi(m[1])
-		}
+		c.Dropped = c.stop()
 	})
-	all, err := benchReadPcap(c.file)
-	own := uint16(c.marker.LocalAddr().(*net.UDPAddr).Port)
-	out := all[:0]
-	for _, p := range all {
-		if p.src != own && p.dst != own {
-			out = append(out, p)
-		}
+	pkts, err := c.read()
+	out := make([]benchPkt, 0, len(pkts))
+	for _, p := range pkts {
+		out = append(out, benchPkt{ns: p.At.UnixNano(), src: p.Src.Port(), dst: p.Dst.Port(), payload: p.Payload})
 	}
 	return out, err
 }
-
-// --- pcap reading ---
 
 // benchPkt is one UDP datagram of a capture, as the analyses want it.
 type benchPkt struct {
 	ns       int64 // capture time, ns since the epoch
 	src, dst uint16
 	payload  []byte
-}
-
-// benchReadPcap reads a capture with the classic-pcap reader of
-// peers_rtp_test.go.
-func benchReadPcap(path string) ([]benchPkt, error) {
-	pkts, err := readPcap(path)
-	out := make([]benchPkt, 0, len(pkts))
-	for _, p := range pkts {
-		out = append(out, benchPkt{ns: p.At.UnixNano(), src: p.Src.Port(), dst: p.Dst.Port(), payload: p.Payload})
-	}
-	return out, err
 }
 
 // --- SIP fields ---
@@ -218,6 +151,160 @@ func parseSIPFields(p benchPkt) (sipFields, bool) {
 		}
 	}
 	return m, m.callID != ""
+}
+
+// --- setup latency from the capture ---
+
+// setupLatency is what an element adds to call setup, per call.
+type setupLatency struct {
+	calls, matched, dropped int
+	// inviteFwd: the INVITE that was let through (after the 407 round)
+	// in → INVITE out; ringFwd and okFwd: 180 and 200 in → out; added is
+	// inviteFwd+okFwd; challenge is INVITE in → 407 out; setup is the
+	// caller's first INVITE → the 200 it receives.
+	inviteFwd, ringFwd, okFwd, added, challenge, setup []time.Duration
+}
+
+// analyseSetup pairs the messages a capture of the element's port saw.
+// caller and callee are the SIPp ports; with the element absent (SIPp
+// alone) elem is the callee and only setup is measured. A proxy keeps the
+// Call-ID; a B2BUA makes a new one, so its outgoing INVITE is paired with
+// the latest INVITE it let through from the same caller (the From user,
+// which pbxd copies), the callers taking turns.
+func analyseSetup(pkts []benchPkt, elem, caller, callee uint16, b2bua bool) *setupLatency {
+	type inCall struct {
+		first          int64
+		inv, chal      map[int]int64 // CSeq → first INVITE, first 407
+		ring, ok       int64
+		from           string
+		fwd            int64
+		matchedOutCall bool
+	}
+	type outCall struct {
+		id            string
+		inv, ring, ok int64
+		from          string
+	}
+	ins := map[string]*inCall{}
+	var inOrder []string
+	outs := map[string]*outCall{}
+	var outOrder []*outCall
+	for _, p := range pkts {
+		m, ok := parseSIPFields(p)
+		if !ok {
+			continue
+		}
+		switch {
+		case m.src == caller && m.dst == elem && m.method == "INVITE":
+			c := ins[m.callID]
+			if c == nil {
+				c = &inCall{first: m.ns, inv: map[int]int64{}, chal: map[int]int64{}, from: m.fromUser}
+				ins[m.callID] = c
+				inOrder = append(inOrder, m.callID)
+			}
+			if _, seen := c.inv[m.cseq]; !seen {
+				c.inv[m.cseq] = m.ns
+			}
+		case m.src == elem && m.dst == caller && m.method == "" && m.cseqMethod == "INVITE":
+			c := ins[m.callID]
+			if c == nil {
+				continue
+			}
+			switch {
+			case m.status == 407:
+				if _, seen := c.chal[m.cseq]; !seen {
+					c.chal[m.cseq] = m.ns
+				}
+			case m.status == 180 && c.ring == 0:
+				c.ring = m.ns
+			case m.status == 200 && c.ok == 0:
+				c.ok = m.ns
+			}
+		case elem != callee && m.src == elem && m.dst == callee && m.method == "INVITE":
+			if outs[m.callID] == nil {
+				o := &outCall{id: m.callID, inv: m.ns, from: m.fromUser}
+				outs[m.callID] = o
+				outOrder = append(outOrder, o)
+			}
+		case elem != callee && m.src == callee && m.dst == elem && m.method == "" && m.cseqMethod == "INVITE":
+			o := outs[m.callID]
+			if o == nil {
+				continue
+			}
+			if m.status == 180 && o.ring == 0 {
+				o.ring = m.ns
+			}
+			if m.status == 200 && o.ok == 0 {
+				o.ok = m.ns
+			}
+		}
+	}
+	l := &setupLatency{calls: len(ins)}
+	byFrom := map[string][]*inCall{}
+	for _, id := range inOrder {
+		c := ins[id]
+		// The INVITE let through: the one that drew no 407.
+		best := -1
+		for cs := range c.inv {
+			if _, challenged := c.chal[cs]; !challenged && cs > best {
+				best = cs
+			}
+		}
+		if best >= 0 {
+			c.fwd = c.inv[best]
+		}
+		for cs, at := range c.chal {
+			if sent, ok := c.inv[cs]; ok {
+				l.challenge = append(l.challenge, time.Duration(at-sent))
+			}
+		}
+		if c.ok > 0 {
+			l.setup = append(l.setup, time.Duration(c.ok-c.first))
+		}
+		byFrom[c.from] = append(byFrom[c.from], c)
+	}
+	for _, o := range outOrder {
+		var c *inCall
+		if !b2bua {
+			c = ins[o.id]
+		} else {
+			for _, cand := range byFrom[o.from] {
+				if cand.fwd > 0 && cand.fwd <= o.inv && !cand.matchedOutCall && o.inv-cand.fwd < int64(time.Second) && (c == nil || cand.fwd > c.fwd) {
+					c = cand
+				}
+			}
+		}
+		if c == nil || c.fwd == 0 || c.matchedOutCall {
+			continue
+		}
+		c.matchedOutCall = true
+		l.matched++
+		inv := time.Duration(o.inv - c.fwd)
+		l.inviteFwd = append(l.inviteFwd, inv)
+		if o.ring > 0 && c.ring >= o.ring {
+			l.ringFwd = append(l.ringFwd, time.Duration(c.ring-o.ring))
+		}
+		if o.ok > 0 && c.ok >= o.ok {
+			ok := time.Duration(c.ok - o.ok)
+			l.okFwd = append(l.okFwd, ok)
+			l.added = append(l.added, inv+ok)
+		}
+	}
+	return l
+}
+
+func (l *setupLatency) print(target string, rate int) {
+	pp := func(name string, ds []time.Duration) string {
+		return fmt.Sprintf("%s_p50_us=%s %s_p99_us=%s", name, benchUS(benchPct(ds, 50)), name, benchUS(benchPct(ds, 99)))
+	}
+	line := fmt.Sprintf("BENCH calls-setup target=%s rate=%d calls=%d paired=%d capture_dropped=%d %s %s",
+		target, rate, l.calls, l.matched, l.dropped, pp("setup_seen_by_caller", l.setup), pp("challenge_407", l.challenge))
+	if l.matched > 0 {
+		p99 := benchPct(l.added, 99)
+		line += fmt.Sprintf(" %s %s %s %s budget_added_p99_us=1000 within_budget=%t", pp("invite_in_out", l.inviteFwd), pp("ringing_in_out", l.ringFwd),
+			pp("ok_in_out", l.okFwd), pp("added", l.added), p99 < time.Millisecond)
+	}
+	fmt.Println(line)
 }
 
 // --- process figures ---
@@ -361,52 +448,15 @@ func benchIdle(d time.Duration) float64 {
 	return c.idleSince()
 }
 
-// benchUDPBound reports whether a socket is bound to 127.0.0.1:port or
-// 0.0.0.0:port (read from /proc/net/udp, so probing never steals the port).
-func benchUDPBound(port int) bool {
-	b, err := os.ReadFile("/proc/net/udp")
-	if err != nil {
-		return false
-	}
-	want := fmt.Sprintf(":%04X ", port)
-	for _, line := range strings.Split(string(b), "\n")[1:] {
-		f := strings.Fields(line)
-		if len(f) > 1 && strings.HasSuffix(f[1]+" ", want) && (strings.HasPrefix(f[1], "0100007F:") || strings.HasPrefix(f[1], "00000000:")) {
-			return true
-		}
-	}
-	return false
-}
-
 // benchFreeUDPBlock returns the first of n consecutive loopback UDP ports that
 // were free a moment ago (SIPp's -mp binds the media port and the ones
 // above it).
 func benchFreeUDPBlock(t *testing.T, n int) int {
 	t.Helper()
-	for attempt := 0; attempt < 100; attempt++ {
+	return retryPort(t, "no block of free UDP ports", func() (int, bool) {
 		first := freeUDPPort(t)
-		if first+n > 65535 {
-			continue
-		}
-		var conns []net.PacketConn
-		ok := true
-		for p := first; p < first+n; p++ {
-			c, err := net.ListenPacket("udp4", fmt.Sprintf("127.0.0.1:%d", p))
-			if err != nil {
-				ok = false
-				break
-			}
-			conns = append(conns, c)
-		}
-		for _, c := range conns {
-			c.Close()
-		}
-		if ok {
-			return first
-		}
-	}
-	t.Fatal("no block of free UDP ports")
-	return 0
+		return first, first+n <= 65535 && portsFree("udp4", first, n)
+	})
 }
 
 // --- profiles ---

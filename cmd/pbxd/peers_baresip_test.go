@@ -540,28 +540,8 @@ func freeTCPPort(t *testing.T) int {
 // TLS listener) were free a moment ago.
 func freeSIPPort(t *testing.T) int {
 	t.Helper()
-	for try := 0; try < 100; try++ {
+	return retryPort(t, "no free SIP port for baresip", func() (int, bool) {
 		p := freeUDPPort(t)
-		if p >= 65535 {
-			continue
-		}
-		var closers []io.Closer
-		ok := true
-		for _, q := range []int{p, p + 1} {
-			l, err := net.Listen("tcp4", net.JoinHostPort("127.0.0.1", strconv.Itoa(q)))
-			if err != nil {
-				ok = false
-				break
-			}
-			closers = append(closers, l)
-		}
-		for _, c := range closers {
-			c.Close()
-		}
-		if ok {
-			return p
-		}
-	}
-	t.Fatal("no free SIP port for baresip")
-	return 0
+		return p, p < 65535 && portsFree("tcp4", p, 2)
+	})
 }

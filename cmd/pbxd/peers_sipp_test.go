@@ -42,6 +42,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -587,30 +588,50 @@ func needSIPpAudio(t *testing.T) string {
 // were all free a moment ago (RTP wants an even port, RTCP the next one).
 func freeUDPPortRange(t *testing.T, n int) int {
 	t.Helper()
-	for try := 0; try < 100; try++ {
+	return retryPort(t, fmt.Sprintf("no %d free UDP ports in a row", n), func() (int, bool) {
 		base := freeUDPPort(t) &^ 1
-		if base+n > 65535 {
-			continue
+		return base, base+n <= 65535 && portsFree("udp4", base, n)
+	})
+}
+
+// retryPort returns the first port try finds (ok true) in 100 tries, or
+// fails the test with why.
+func retryPort(t *testing.T, why string, try func() (port int, ok bool)) int {
+	t.Helper()
+	for i := 0; i < 100; i++ {
+		if p, ok := try(); ok {
+			return p
 		}
-		var held []net.PacketConn
-		ok := true
-		for i := 0; i < n; i++ {
-			c, err := net.ListenPacket("udp4", net.JoinHostPort("127.0.0.1", strconv.Itoa(base+i)))
-			if err != nil {
-				ok = false
-				break
-			}
-			held = append(held, c)
-		}
+	}
+	t.Fatal(why)
+	return 0
+}
+
+// portsFree reports whether the n ports from first on could all be bound
+// on 127.0.0.1 a moment ago, for network "udp4" or "tcp4"; it closes what
+// it bound.
+func portsFree(network string, first, n int) bool {
+	var held []io.Closer
+	defer func() {
 		for _, c := range held {
 			c.Close()
 		}
-		if ok {
-			return base
+	}()
+	for p := first; p < first+n; p++ {
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
+		var c io.Closer
+		var err error
+		if strings.HasPrefix(network, "udp") {
+			c, err = net.ListenPacket(network, addr)
+		} else {
+			c, err = net.Listen(network, addr)
 		}
+		if err != nil {
+			return false
+		}
+		held = append(held, c)
 	}
-	t.Fatalf("no %d free UDP ports in a row", n)
-	return 0
+	return true
 }
 
 // udpBound reports whether some socket is bound to UDP port on 127.0.0.1
