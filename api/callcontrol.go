@@ -191,16 +191,26 @@ func actingFor(r *http.Request, p *Principal) (string, *Problem) {
 	return "", forbidden("only supervisors and admins act for other users")
 }
 
+// actingCalls is the user a call-control request acts for (actingFor)
+// and the runtime that serves it (calls), or the first problem.
+func (s *Server) actingCalls(r *http.Request, p *Principal) (string, AgentCalls, *Problem) {
+	uid, prob := actingFor(r, p)
+	if prob != nil {
+		return "", AgentCalls{}, prob
+	}
+	ac, prob := s.calls()
+	if prob != nil {
+		return "", AgentCalls{}, prob
+	}
+	return uid, ac, nil
+}
+
 // agentOp serves a call-control operation on the calls of the user the
 // request acts for, answering with their call state afterwards; a nil op
 // only reads the state.
 func (s *Server) agentOp(op func(m *agents.Manager, uid string) error) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request, p *Principal) error {
-		uid, prob := actingFor(r, p)
-		if prob != nil {
-			return prob
-		}
-		ac, prob := s.calls()
+		uid, ac, prob := s.actingCalls(r, p)
 		if prob != nil {
 			return prob
 		}
@@ -290,11 +300,7 @@ func (s *Server) handleConnectionAnswer(w http.ResponseWriter, r *http.Request, 
 }
 
 func (s *Server) handleDisconnect(w http.ResponseWriter, r *http.Request, p *Principal) error {
-	uid, prob := actingFor(r, p)
-	if prob != nil {
-		return prob
-	}
-	ac, prob := s.calls()
+	uid, ac, prob := s.actingCalls(r, p)
 	if prob != nil {
 		return prob
 	}
