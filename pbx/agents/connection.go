@@ -118,8 +118,10 @@ func (m *Manager) Disconnect(userID string) error {
 		a.browser, a.answered = nil, nil
 	}
 	conn := a.conn
-	hang = append(hang, m.teardown(a)...)
+	more, ended := m.teardown(a)
+	hang = append(hang, more...)
 	m.mu.Unlock()
+	m.publishMonitoringEnded(ended)
 	for _, p := range hang {
 		p.HangupBy("agent")
 	}
@@ -140,8 +142,9 @@ func (m *Manager) connectionEnded(userID, reason string) {
 		m.mu.Unlock()
 		return
 	}
-	hang := m.teardown(a)
+	hang, ended := m.teardown(a)
 	m.mu.Unlock()
+	m.publishMonitoringEnded(ended)
 	for _, p := range hang {
 		p.HangupBy("system")
 	}
@@ -151,9 +154,8 @@ func (m *Manager) connectionEnded(userID, reason string) {
 
 // teardown resets an agent to disconnected and returns the calls to hang
 // up (outside m.mu: hanging up calls back into the manager). Monitoring
-// in either direction ends.
-func (m *Manager) teardown(a *agent) []*b2bua.Placed {
-	var hang []*b2bua.Placed
+// in either direction ends; ended lists it, for the events.
+func (m *Manager) teardown(a *agent) (hang []*b2bua.Placed, ended []monitoring) {
 	for id, c := range a.calls {
 		if c.cancel != nil {
 			c.cancel()
@@ -164,10 +166,12 @@ func (m *Manager) teardown(a *agent) []*b2bua.Placed {
 		delete(a.calls, id)
 	}
 	if a.watching != "" {
+		ended = append(ended, monitoring{a.id, a.watching})
 		m.stopWatchingLocked(a)
 	}
 	for sup := range a.watchers {
 		if s := m.agents[sup]; s != nil {
+			ended = append(ended, monitoring{sup, a.id})
 			m.stopWatchingLocked(s)
 		}
 	}
@@ -176,5 +180,5 @@ func (m *Manager) teardown(a *agent) []*b2bua.Placed {
 		a.bridge = nil
 	}
 	a.state, a.conn, a.out, a.muted = Disconnected, nil, false, false
-	return hang
+	return hang, ended
 }

@@ -88,10 +88,20 @@ func (m *Manager) StopMonitoring(supervisorID string) error {
 	agentID := s.watching
 	m.stopWatchingLocked(s)
 	m.mu.Unlock()
-	ev := map[string]any{"supervisorId": supervisorID, "agentId": agentID, "mode": "none"}
-	m.publish(supervisorID, "monitoring", ev)
-	m.publish(agentID, "monitoring", ev)
+	m.publishMonitoringEnded([]monitoring{{supervisorID, agentID}})
 	return nil
+}
+
+// monitoring is a supervisor watching an agent.
+type monitoring struct{ supervisorID, agentID string }
+
+// publishMonitoringEnded tells both sides that monitoring stopped.
+func (m *Manager) publishMonitoringEnded(ended []monitoring) {
+	for _, e := range ended {
+		ev := map[string]any{"supervisorId": e.supervisorID, "agentId": e.agentID, "mode": "none"}
+		m.publish(e.supervisorID, "monitoring", ev)
+		m.publish(e.agentID, "monitoring", ev)
+	}
 }
 
 // stopWatchingLocked moves supervisor s's leg from the watched agent's
