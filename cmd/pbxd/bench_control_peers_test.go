@@ -262,17 +262,7 @@ type ctlPhone struct {
 // device dev (password "pw-"+dev) at registrar.
 func newCtlPhone(t *testing.T, base time.Time, registrar, dev string) *ctlPhone {
 	t.Helper()
-	ua, err := sipgo.NewUA(sipgo.WithUserAgent("ctl-phone"), sipgo.WithUserAgentHostname("127.0.0.1"),
-		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(quietLog),
-			sip.WithTransactionLayerUnhandledResponseHandler(func(*sip.Response) { benchUnhandled.Add(1) })),
-		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(quietLog)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(quietLog))
-	if err != nil {
-		t.Fatal(err)
-	}
+	ua, srv := newQuietUA(t, "ctl-phone")
 	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -280,11 +270,7 @@ func newCtlPhone(t *testing.T, base time.Time, registrar, dev string) *ctlPhone 
 	ph := &ctlPhone{ua: ua, srv: srv, conn: &stampConn{PacketConn: pc, seen: map[string]bool{}, invites: make(chan ctlInvite, 1024)},
 		port: pc.LocalAddr().(*net.UDPAddr).Port, media: newCtlMedia(t, base), done: make(chan struct{}),
 		calls: map[string]*ctlStream{}, byes: map[string]bool{}}
-	ph.cli, err = sipgo.NewClient(ua, sipgo.WithClientConnectionAddr(pc.LocalAddr().String()), sipgo.WithClientHostname("127.0.0.1"),
-		sipgo.WithClientPort(ph.port), sipgo.WithClientLogger(quietLog))
-	if err != nil {
-		t.Fatal(err)
-	}
+	ph.cli = newQuietClient(t, ua, pc)
 	contact := sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: dev, Host: "127.0.0.1", Port: ph.port}}
 	ph.dc = sipgo.NewDialogServerCache(ph.cli, contact)
 	srv.OnInvite(ph.onInvite)

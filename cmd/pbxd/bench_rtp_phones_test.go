@@ -67,10 +67,12 @@ type benchUA struct {
 	done chan struct{}
 }
 
-func newBenchUA(t *testing.T, name string, port int) *benchUA {
+// newQuietUA makes a sipgo user agent called name on 127.0.0.1 and its
+// server, neither of them logging. Responses no transaction wants are
+// retransmissions (pbxd resending while its peer was slow): counted in
+// benchUnhandled, not logged.
+func newQuietUA(t *testing.T, name string) (*sipgo.UserAgent, *sipgo.Server) {
 	t.Helper()
-	// Responses no transaction wants are retransmissions (pbxd resending
-	// while its peer was slow): counted, not logged.
 	ua, err := sipgo.NewUA(sipgo.WithUserAgent(name), sipgo.WithUserAgentHostname("127.0.0.1"),
 		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(quietLog),
 			sip.WithTransactionLayerUnhandledResponseHandler(func(*sip.Response) { benchUnhandled.Add(1) })),
@@ -82,17 +84,31 @@ func newBenchUA(t *testing.T, name string, port int) *benchUA {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return ua, srv
+}
+
+// newQuietClient makes ua's client, not logging, that sends from conn (a
+// loopback UDP socket its server serves).
+func newQuietClient(t *testing.T, ua *sipgo.UserAgent, conn net.PacketConn) *sipgo.Client {
+	t.Helper()
+	cli, err := sipgo.NewClient(ua, sipgo.WithClientConnectionAddr(conn.LocalAddr().String()), sipgo.WithClientHostname("127.0.0.1"),
+		sipgo.WithClientPort(conn.LocalAddr().(*net.UDPAddr).Port), sipgo.WithClientLogger(quietLog))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cli
+}
+
+func newBenchUA(t *testing.T, name string, port int) *benchUA {
+	t.Helper()
+	ua, srv := newQuietUA(t, name)
 	conn, err := net.ListenPacket("udp4", fmt.Sprintf("127.0.0.1:%d", port))
 	if err != nil {
 		t.Fatal(err)
 	}
 	_ = conn.(*net.UDPConn).SetReadBuffer(4 << 20)
 	port = conn.LocalAddr().(*net.UDPAddr).Port
-	cli, err := sipgo.NewClient(ua, sipgo.WithClientConnectionAddr(conn.LocalAddr().String()), sipgo.WithClientHostname("127.0.0.1"),
-		sipgo.WithClientPort(port), sipgo.WithClientLogger(quietLog))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cli := newQuietClient(t, ua, conn)
 	u := &benchUA{ua: ua, srv: srv, cli: cli, conn: conn, port: port, done: make(chan struct{})}
 	go func() { _ = srv.ServeUDP(conn); close(u.done) }()
 	return u
