@@ -494,13 +494,7 @@ func (m *ctlMedia) send() {
 	defer m.wg.Done()
 	var pkt [12 + samplesPerPacket]byte
 	copy(pkt[12:], m.payload[:])
-	next := time.Now()
-	for tick := 0; ; tick++ {
-		select {
-		case <-m.stopped:
-			return
-		default:
-		}
+	everyMillisecond(m.stopped, func(tick int) {
 		m.mu.Lock()
 		for _, s := range m.streams {
 			if s.slot != tick%20 && !s.fast.Load() {
@@ -524,11 +518,7 @@ func (m *ctlMedia) send() {
 			}
 		}
 		m.mu.Unlock()
-		next = next.Add(time.Millisecond)
-		if d := time.Until(next); d > 0 {
-			time.Sleep(d)
-		}
-	}
+	})
 }
 
 func (m *ctlMedia) receive() {

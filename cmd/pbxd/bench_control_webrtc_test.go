@@ -459,13 +459,7 @@ func (ps *ctlPeers) remove(p *ctlPeer) {
 
 func (ps *ctlPeers) send() {
 	defer ps.wg.Done()
-	next := time.Now()
-	for tick := 0; ; tick++ {
-		select {
-		case <-ps.stopped:
-			return
-		default:
-		}
+	everyMillisecond(ps.stopped, func(tick int) {
 		ps.mu.Lock()
 		for _, p := range ps.peers {
 			if p.slot == tick%20 && p.pc.ConnectionState() == webrtc.PeerConnectionStateConnected {
@@ -475,11 +469,7 @@ func (ps *ctlPeers) send() {
 			}
 		}
 		ps.mu.Unlock()
-		next = next.Add(time.Millisecond)
-		if d := time.Until(next); d > 0 {
-			time.Sleep(d)
-		}
-	}
+	})
 }
 
 func (ps *ctlPeers) close() {

@@ -177,16 +177,9 @@ func (g *rtpGen) sendLoop(s int) {
 	for i := 12 + 21; i < len(pkt); i++ {
 		pkt[i] = 0xff // µ-law silence
 	}
-	next := time.Now()
-	slot := 0
-	for {
-		select {
-		case <-g.stop:
-			return
-		default:
-		}
+	everyMillisecond(g.stop, func(tick int) {
 		sh.mu.RLock()
-		legs := sh.slots[slot]
+		legs := sh.slots[tick%rtpSlots]
 		for _, l := range legs {
 			if !l.on.Load() {
 				continue
@@ -205,7 +198,21 @@ func (g *rtpGen) sendLoop(s int) {
 			}
 		}
 		sh.mu.RUnlock()
-		slot = (slot + 1) % rtpSlots
+	})
+}
+
+// everyMillisecond calls f once a millisecond with the count of earlier
+// calls, until stopped is closed. It keeps to the schedule: a late call
+// is followed by the next one at once.
+func everyMillisecond(stopped <-chan struct{}, f func(tick int)) {
+	next := time.Now()
+	for tick := 0; ; tick++ {
+		select {
+		case <-stopped:
+			return
+		default:
+		}
+		f(tick)
 		next = next.Add(time.Millisecond)
 		if d := time.Until(next); d > 0 {
 			time.Sleep(d)
