@@ -26,7 +26,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"runtime"
 	"strconv"
@@ -369,20 +368,7 @@ type ctlPeer struct {
 
 func newCtlPeers(t *testing.T) *ctlPeers {
 	t.Helper()
-	m := &webrtc.MediaEngine{}
-	for _, c := range []webrtc.RTPCodecParameters{
-		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMU, ClockRate: 8000}, PayloadType: 0},
-		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: "audio/telephone-event", ClockRate: 8000, SDPFmtpLine: "0-16"}, PayloadType: 101},
-	} {
-		if err := m.RegisterCodec(c, webrtc.RTPCodecTypeAudio); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var s webrtc.SettingEngine
-	s.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	s.SetIncludeLoopbackCandidate(true)
-	s.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
-	s.SetInterfaceFilter(func(name string) bool { return name == "lo" })
+	m, s := loopbackWebRTC(t)
 	s.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	ps := &ctlPeers{api: webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithSettingEngine(s)), stopped: make(chan struct{})}
 	for _, v := range tone.Sine(800, toneAmplitude, audioRate, samplesPerPacket) {

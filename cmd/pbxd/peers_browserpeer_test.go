@@ -100,7 +100,10 @@ func uriOf(v string) string {
 	return strings.TrimSpace(strings.Split(v, ";")[0])
 }
 
-func startBrowserPeer(t *testing.T, toneHz float64) *browserPeer {
+// loopbackWebRTC is what a pion peer talking to pbxd is made with: a
+// media engine with the pages' audio codecs (PCMU and telephone-event)
+// and a setting engine that keeps ICE on loopback UDP, like the pages.
+func loopbackWebRTC(t *testing.T) (*webrtc.MediaEngine, webrtc.SettingEngine) {
 	t.Helper()
 	m := &webrtc.MediaEngine{}
 	for _, c := range []webrtc.RTPCodecParameters{
@@ -112,11 +115,16 @@ func startBrowserPeer(t *testing.T, toneHz float64) *browserPeer {
 		}
 	}
 	var s webrtc.SettingEngine
-	// Loopback only, like the pages.
 	s.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	s.SetIncludeLoopbackCandidate(true)
 	s.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
 	s.SetInterfaceFilter(func(name string) bool { return name == "lo" })
+	return m, s
+}
+
+func startBrowserPeer(t *testing.T, toneHz float64) *browserPeer {
+	t.Helper()
+	m, s := loopbackWebRTC(t)
 	// Chromium also checks its candidates on other interfaces against
 	// ours; one socket that ignores every source off loopback keeps the
 	// answers on loopback.
