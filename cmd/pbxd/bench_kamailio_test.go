@@ -15,6 +15,32 @@ import (
 	"time"
 )
 
+// kamailioDigestAuth is the part of both Kamailio configurations that
+// checks digest credentials: the subscriber table in db_text (DBDIR),
+// locations in memory.
+const kamailioDigestAuth = `loadmodule "db_text.so"
+loadmodule "usrloc.so"
+loadmodule "registrar.so"
+loadmodule "auth.so"
+loadmodule "auth_db.so"
+modparam("auth_db", "db_url", "text://DBDIR")
+modparam("auth_db", "calculate_ha1", yes)
+modparam("auth_db", "password_column", "password")
+modparam("auth_db", "load_credentials", "")
+modparam("auth", "secret", "pbxd-bench-secret")
+modparam("usrloc", "db_mode", 0)
+`
+
+// kamailioRegistrarRoute saves the location of a REGISTER that passes the
+// digest check (kamailioDigestAuth) and challenges the others.
+const kamailioRegistrarRoute = `route[REGISTRAR] {
+	if (!auth_check("$fd", "subscriber", "1")) { auth_challenge("$fd", "1"); exit; }
+	consume_credentials();
+	if (!save("location")) { sl_reply_error(); }
+	exit;
+}
+`
+
 // kamailioCfg is a minimal digest registrar: credentials from a db_text
 // table, locations in memory. It is the reference pbxd's registrar is
 // compared with in the same run.
@@ -33,27 +59,15 @@ loadmodule "sl.so"
 loadmodule "pv.so"
 loadmodule "maxfwd.so"
 loadmodule "textops.so"
-loadmodule "db_text.so"
-loadmodule "usrloc.so"
-loadmodule "registrar.so"
-loadmodule "auth.so"
-loadmodule "auth_db.so"
-modparam("auth_db", "db_url", "text://DBDIR")
-modparam("auth_db", "calculate_ha1", yes)
-modparam("auth_db", "password_column", "password")
-modparam("auth_db", "load_credentials", "")
-modparam("auth", "secret", "pbxd-bench-secret")
-modparam("usrloc", "db_mode", 0)
-modparam("registrar", "max_expires", 3600)
+` + kamailioDigestAuth + `modparam("registrar", "max_expires", 3600)
 request_route {
 	if (!mf_process_maxfwd_header("10")) { sl_send_reply("483", "Too Many Hops"); exit; }
 	if (!is_method("REGISTER")) { sl_send_reply("405", "Method Not Allowed"); exit; }
-	if (!auth_check("$fd", "subscriber", "1")) { auth_challenge("$fd", "1"); exit; }
-	consume_credentials();
-	if (!save("location")) { sl_reply_error(); }
+	route(REGISTRAR);
 	exit;
 }
-`
+
+` + kamailioRegistrarRoute
 
 // startKamailio runs Kamailio on a loopback UDP port with the given
 // credentials and returns its address and main PID (ok false when Kamailio
@@ -105,18 +119,7 @@ loadmodule "pv.so"
 loadmodule "maxfwd.so"
 loadmodule "textops.so"
 loadmodule "siputils.so"
-loadmodule "db_text.so"
-loadmodule "usrloc.so"
-loadmodule "registrar.so"
-loadmodule "auth.so"
-loadmodule "auth_db.so"
-loadmodule "dialog.so"
-modparam("auth_db", "db_url", "text://DBDIR")
-modparam("auth_db", "calculate_ha1", yes)
-modparam("auth_db", "password_column", "password")
-modparam("auth_db", "load_credentials", "")
-modparam("auth", "secret", "pbxd-bench-secret")
-modparam("usrloc", "db_mode", 0)
+` + kamailioDigestAuth + `loadmodule "dialog.so"
 modparam("usrloc", "hash_size", 12)
 modparam("registrar", "max_expires", 7200)
 modparam("rr", "enable_full_lr", 0)
@@ -155,13 +158,7 @@ request_route {
 	exit;
 }
 
-route[REGISTRAR] {
-	if (!auth_check("$fd", "subscriber", "1")) { auth_challenge("$fd", "1"); exit; }
-	consume_credentials();
-	if (!save("location")) { sl_reply_error(); }
-	exit;
-}
-
+` + kamailioRegistrarRoute + `
 route[WITHINDLG] {
 	dlg_manage();
 	if (loose_route()) { t_relay(); exit; }
