@@ -192,25 +192,15 @@ func runRTPStep(t *testing.T, p *proc, debug string, uac *benchUAC, uas *benchUA
 	t0 := time.Now()
 	var failed atomic.Int64
 	var firstErr atomic.Value
-	jobs := make(chan int)
-	var wg sync.WaitGroup
-	for w := 0; w < rtpSetupConc; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range jobs {
-				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				c, err := uac.call(ctx, callers[i%len(callers)])
-				cancel()
-				if err != nil {
-					failed.Add(1)
-					firstErr.CompareAndSwap(nil, err.Error())
-					continue
-				}
-				calls[i] = c
-			}
-		}()
-	}
+	jobs, wait := callWorkers(func(ctx context.Context, i int) {
+		c, err := uac.call(ctx, callers[i%len(callers)])
+		if err != nil {
+			failed.Add(1)
+			firstErr.CompareAndSwap(nil, err.Error())
+			return
+		}
+		calls[i] = c
+	})
 	// Calls are placed at rtpSetupRate; on a machine too busy to keep up,
 	// the ones not placed within twice the planned time (+15 s) count as
 	// failed, which bounds the step.
@@ -227,7 +217,7 @@ func runRTPStep(t *testing.T, p *proc, debug string, uac *benchUAC, uas *benchUA
 	}
 	tick.Stop()
 	close(jobs)
-	wg.Wait()
+	wait()
 	st.setup = time.Since(t0)
 	st.failed = int(failed.Load()) + n - placed
 	st.established = n - st.failed
@@ -297,28 +287,19 @@ func runRTPStep(t *testing.T, p *proc, debug string, uac *benchUAC, uas *benchUA
 	}
 	uas.silence()
 	time.Sleep(100 * time.Millisecond)
-	jobs = make(chan int)
 	var byeFailed atomic.Int64
-	for w := 0; w < rtpSetupConc; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range jobs {
-				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				if err := calls[i].sess.Bye(ctx); err != nil {
-					byeFailed.Add(1)
-				}
-				cancel()
-			}
-		}()
-	}
+	jobs, wait = callWorkers(func(ctx context.Context, i int) {
+		if err := calls[i].sess.Bye(ctx); err != nil {
+			byeFailed.Add(1)
+		}
+	})
 	for i, c := range calls {
 		if c != nil {
 			jobs <- i
 		}
 	}
 	close(jobs)
-	wg.Wait()
+	wait()
 	gen.dropLegs()
 	st.back, st.after = waitIdle(p.base, debug, pid, idle, 10*time.Second)
 
@@ -347,6 +328,25 @@ func runRTPStep(t *testing.T, p *proc, debug string, uac *benchUAC, uas *benchUA
 	fmt.Printf("BENCH calls-rtp-leak calls=%d goroutines_after=%d goroutines_idle=%d udp_sockets_after=%d udp_sockets_idle=%d heap_after_kb=%d after: %s loaded: %s back_to_idle=%t waited_s=%.1f\n",
 		n, st.after.goroutines, idle.goroutines, st.after.udp, idle.udp, st.after.heap/1024, st.after.counts(), st.loaded.counts(), st.back.ok, st.back.waited.Seconds())
 	return st
+}
+
+// callWorkers starts rtpSetupConc workers that run f, with a context of
+// 10 s, for every call index sent on jobs. Close jobs, then call wait.
+func callWorkers(f func(ctx context.Context, i int)) (jobs chan<- int, wait func()) {
+	ch := make(chan int)
+	var wg sync.WaitGroup
+	for w := 0; w < rtpSetupConc; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range ch {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				f(ctx, i)
+				cancel()
+			}
+		}()
+	}
+	return ch, wg.Wait
 }
 
 // forwardDelays pairs, in a capture of pbxd's RTP ports, each generator
