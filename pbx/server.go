@@ -109,6 +109,7 @@ func Start(cfg Config) (*Server, error) {
 	if s.udp, s.tcp, err = listenSIP(cfg.Listen); err != nil {
 		return nil, err
 	}
+	sizeUDPBuffers(s.udp, s.log)
 	ok := false
 	defer func() {
 		if !ok {
