@@ -254,7 +254,7 @@ func runCPSStep(t *testing.T, tg *callTarget, rate int, d time.Duration, capture
 	}
 	limit := d + 60*time.Second
 	uas := startBenchSIPp(t, dir, "uas", limit, "-sf", benchScenario(t, "bench_uas.xml"), "-i", "127.0.0.1", "-p", strconv.Itoa(tg.uasPort),
-		"-mp", strconv.Itoa(benchFreeUDPBlock(t, 4)), "-cp", strconv.Itoa(freeUDPPort(t)), "-m", strconv.Itoa(count),
+		"-mp", strconv.Itoa(benchFreeUDPBlock(t, 4)), "-cp", strconv.Itoa(sippControlPort(t)), "-m", strconv.Itoa(count),
 		"-nostdin", "-buff_size", "4194304", "-trace_err", "-error_file", filepath.Join(dir, "uas-errors.log"))
 	for deadline := time.Now().Add(10 * time.Second); !udpBound(tg.uasPort); time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) || uas.exited() {
@@ -294,7 +294,7 @@ func runCPSStep(t *testing.T, tg *callTarget, rate int, d time.Duration, capture
 		active <- [2]float64{cpu, stat0.idleSince()}
 	}()
 	uac := startBenchSIPp(t, dir, "uac", limit, tg.addr, "-sf", benchScenario(t, "bench_uac.xml"), "-inf", inf,
-		"-i", "127.0.0.1", "-p", strconv.Itoa(uacPort), "-mp", strconv.Itoa(benchFreeUDPBlock(t, 4)), "-cp", strconv.Itoa(freeUDPPort(t)),
+		"-i", "127.0.0.1", "-p", strconv.Itoa(uacPort), "-mp", strconv.Itoa(benchFreeUDPBlock(t, 4)), "-cp", strconv.Itoa(sippControlPort(t)),
 		"-r", strconv.Itoa(rate), "-m", strconv.Itoa(count), "-l", strconv.Itoa(max(2*rate, 100)), "-recv_timeout", "8000",
 		"-nostdin", "-buff_size", "4194304", "-trace_rtt", "-rtt_freq", "1", "-trace_err", "-error_file", filepath.Join(dir, "uac-errors.log"))
 	out, uacCPU := uac.wait()
@@ -463,7 +463,7 @@ func registerBenchCallee(t *testing.T, registrar string, port int, user, pw stri
 		t.Fatal(err)
 	}
 	s := startBenchSIPp(t, dir, "register", 30*time.Second, registrar, "-sf", benchScenario(t, "bench_register.xml"), "-inf", inf,
-		"-i", "127.0.0.1", "-p", strconv.Itoa(port), "-mp", strconv.Itoa(benchFreeUDPBlock(t, 4)), "-cp", strconv.Itoa(freeUDPPort(t)),
+		"-i", "127.0.0.1", "-p", strconv.Itoa(port), "-mp", strconv.Itoa(benchFreeUDPBlock(t, 4)), "-cp", strconv.Itoa(sippControlPort(t)),
 		"-m", "1", "-recv_timeout", "5000", "-nostdin")
 	out, _ := s.wait()
 	if ok, _ := sippCounts(out); ok != 1 {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -35,6 +36,26 @@ func freeUDPPort(t *testing.T) int {
 	defer c.Close()
 	return c.LocalAddr().(*net.UDPAddr).Port
 }
+
+// sippControlPort is a free UDP port for SIPp's remote-control socket
+// (-cp), taken from 31000–32699: below the kernel's ephemeral range, so a
+// socket some other test binds to port 0 cannot take it between this
+// check and SIPp's own bind, and clear of pbxd's RTP ranges in the tests.
+func sippControlPort(t *testing.T) int {
+	t.Helper()
+	for range 1700 {
+		port := 31000 + int(nextControlPort.Add(1)%1700)
+		c, err := net.ListenPacket("udp4", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err == nil {
+			c.Close()
+			return port
+		}
+	}
+	t.Fatal("no free UDP port for SIPp's control socket in 31000-32699")
+	return 0
+}
+
+var nextControlPort atomic.Int64
 
 // runSIPp runs one scenario against target with an injection file and
 // fails the test unless every call succeeds.

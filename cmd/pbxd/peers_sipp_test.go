@@ -314,7 +314,7 @@ func startSIPp(t *testing.T, o sippOpts, uac bool) *sippProc {
 	}
 	args := []string{"-sf", sf, "-i", "127.0.0.1", "-p", strconv.Itoa(p.Port), "-t", "u1",
 		"-mi", "127.0.0.1", "-mp", strconv.Itoa(p.MediaPort),
-		"-ci", "127.0.0.1", "-cp", strconv.Itoa(freeUDPPort(t)),
+		"-ci", "127.0.0.1", "-cp", strconv.Itoa(sippControlPort(t)),
 		"-m", strconv.Itoa(o.Calls), "-d", strconv.FormatInt(o.Talk.Milliseconds(), 10),
 		"-aa", "-nostdin",
 		"-timeout", strconv.Itoa(int(o.Timeout.Seconds())) + "s", "-timeout_error",
@@ -396,7 +396,7 @@ func sippRegistrar(t *testing.T, r sippRegistration, port int, scenario string) 
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, r.Registrar, "-sf", sf, "-inf", inf,
 		"-i", "127.0.0.1", "-p", strconv.Itoa(port), "-t", "u1", "-m", "1",
-		"-ci", "127.0.0.1", "-cp", strconv.Itoa(freeUDPPort(t)),
+		"-ci", "127.0.0.1", "-cp", strconv.Itoa(sippControlPort(t)),
 		"-timeout", "10s", "-timeout_error", "-nostdin",
 		"-trace_err", "-error_file", filepath.Join(dir, "errors.log"))
 	cmd.Dir = dir
