@@ -18,8 +18,7 @@ func TestLoudPartiesClipWithoutWrapping(t *testing.T) {
 	b := newFakeLeg("b", media.PCMA, fCustomer)
 	c := newFakeLeg("c", media.PCMU, 0) // listens; sends silence
 	a.amp, b.amp = 28000, 28000         // together up to 56,000: must clip
-	br := media.NewBridge(media.BridgeConfig{})
-	defer br.Close()
+	br := newBridge(t)
 	for _, l := range []*fakeLeg{a, b, c} {
 		br.Add(l)
 		l.talk(t)

@@ -176,3 +176,12 @@ func (l *fakeLeg) sendEvent() {
 		box.r.Receive(l, &f)
 	}
 }
+
+// newBridge is a bridge with the default configuration, closed when the
+// test ends.
+func newBridge(t *testing.T) *media.Bridge {
+	t.Helper()
+	br := media.NewBridge(media.BridgeConfig{})
+	t.Cleanup(br.Close)
+	return br
+}

@@ -158,8 +158,7 @@ func TestRTPForwardMixForward(t *testing.T) {
 	pb.talk(t, lb.LocalAddr(), 0xB)
 	pc.talk(t, lc.LocalAddr(), 0xC)
 
-	br := media.NewBridge(media.BridgeConfig{})
-	defer br.Close()
+	br := newBridge(t)
 	br.Add(la)
 	br.Add(lb)
 	t0 := time.Now()

@@ -101,8 +101,7 @@ func TestConferenceEachHearsTheOthers(t *testing.T) {
 	a := newFakeLeg("a", media.PCMU, fAgent)
 	b := newFakeLeg("b", media.PCMA, fCustomer) // mixed codecs
 	c := newFakeLeg("c", media.PCMU, fThird)
-	br := media.NewBridge(media.BridgeConfig{})
-	defer br.Close()
+	br := newBridge(t)
 	for _, l := range []*fakeLeg{a, b, c} {
 		br.Add(l)
 		l.talk(t)
@@ -125,8 +124,7 @@ func TestConferenceExitAndReenter(t *testing.T) {
 	a := newFakeLeg("a", media.PCMU, fAgent)
 	b := newFakeLeg("b", media.PCMU, fCustomer)
 	c := newFakeLeg("c", media.PCMA, fThird)
-	br := media.NewBridge(media.BridgeConfig{})
-	defer br.Close()
+	br := newBridge(t)
 	for _, l := range []*fakeLeg{a, b, c} {
 		br.Add(l)
 		l.talk(t)
