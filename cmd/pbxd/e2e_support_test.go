@@ -244,8 +244,12 @@ func runToExit(t testing.TB, args, env []string) (int, string) {
 
 // cleanEnv is the test's environment without PBXD_* and systemd variables,
 // so that a developer's shell cannot change what a test starts.
+//
+// It also moves the listeners that default to fixed ports (SIP over
+// WebSocket, WebRTC media) to free loopback ports, so parallel tests never
+// race for them; a test's own variables or flags still win.
 func cleanEnv() []string {
-	var env []string
+	env := []string{"PBXD_SIP_WS_LISTEN=127.0.0.1:0", "PBXD_WEBRTC_UDP_PORT=0"}
 	for _, kv := range os.Environ() {
 		if strings.HasPrefix(kv, "PBXD_") || strings.HasPrefix(kv, "NOTIFY_SOCKET=") || strings.HasPrefix(kv, "WATCHDOG_") {
 			continue
