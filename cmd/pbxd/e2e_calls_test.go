@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -311,18 +312,32 @@ func TestCallSetupOutcomes(t *testing.T) {
 	})
 }
 
-// TestCallHoldAndCalleeHangup: a re-INVITE for hold and unhold is relayed
-// to the other phone (which answers it) and audio flows again afterwards;
-// a callee that hangs up ends the caller's leg too.
+// TestCallHoldAndCalleeHangup: a re-INVITE (or an UPDATE) for hold and
+// unhold is relayed to the other phone (which answers it) and audio flows
+// again afterwards; a callee that hangs up ends the caller's leg too.
 func TestCallHoldAndCalleeHangup(t *testing.T) {
 	t.Parallel()
 	b := startCallBox(t)
 	b.phoneUser("gina", "731", nil)
 	b.phoneUser("hank", "732", nil)
 	defer b.waitIdle(b.gauge("pbxd_goroutines"))
-	t.Run("hold", func(t *testing.T) {
+	for _, scenario := range []string{"uac_reinvite_hold.xml", "uac_update_hold.xml"} {
+		t.Run("hold by "+strings.Split(scenario, "_")[1], func(t *testing.T) { testHold(t, b, scenario) })
+	}
+	t.Run("callee hangs up", func(t *testing.T) {
+		callee := startSIPpUAS(t, sippOpts{Scenario: "uas_answer_bye.xml", Talk: time.Second, Register: b.registration("hank-dev")})
+		runSIPpUACOK(t, b.caller("uac_call_wait_bye.xml", "gina-dev", "732"))
+		callee.WaitOK()
+		wantWorkitem(t, b.lastWorkitem(), map[string]any{"endReason": "completed", "hangupBy": "callee"})
+	})
+}
+
+// testHold: gina (731) calls hank (732), holds and resumes with the
+// scenario's method; pbxd offers hank the same directions by re-INVITE.
+func testHold(t *testing.T, b *callBox, scenario string) {
+	{
 		callee := startSIPpUAS(t, sippOpts{Scenario: "uas_answer.xml", Register: b.registration("hank-dev")})
-		uac := b.caller("uac_reinvite_hold.xml", "gina-dev", "732")
+		uac := b.caller(scenario, "gina-dev", "732")
 		uac.Talk, uac.Hold, uac.MediaPort = time.Second, 800*time.Millisecond, freeUDPPortRange(t, 4)
 		c := startRTPCapture(t, callee.MediaPort, uac.MediaPort)
 		runSIPpUACOK(t, uac)
@@ -348,13 +363,50 @@ func TestCallHoldAndCalleeHangup(t *testing.T) {
 		wantAudio(t, "callee heard", c.To(callee.MediaPort), 0, sippCallerHz, 2*time.Second)
 		wantAudio(t, "caller heard", c.To(uac.MediaPort), 0, sippCalleeHz, 2*time.Second)
 		wantWorkitem(t, b.lastWorkitem(), map[string]any{"endReason": "completed", "hangupBy": "caller"})
-	})
-	t.Run("callee hangs up", func(t *testing.T) {
-		callee := startSIPpUAS(t, sippOpts{Scenario: "uas_answer_bye.xml", Talk: time.Second, Register: b.registration("hank-dev")})
-		runSIPpUACOK(t, b.caller("uac_call_wait_bye.xml", "gina-dev", "732"))
-		callee.WaitOK()
-		wantWorkitem(t, b.lastWorkitem(), map[string]any{"endReason": "completed", "hangupBy": "callee"})
-	})
+	}
+}
+
+var cseqInvite = regexp.MustCompile(`(?mi)^CSeq:\s*\d+\s+INVITE`)
+
+// TestCallDelayedOffer: a phone whose INVITE carries no SDP gets pbxd's
+// offer in the 200 and answers in its ACK; the callee is offered media as
+// usual and audio flows both ways, transcoded when the caller answers
+// with the other codec.
+func TestCallDelayedOffer(t *testing.T) {
+	t.Parallel()
+	b := startCallBox(t)
+	b.phoneUser("lena", "751", nil)
+	b.phoneUser("moe", "752", nil)
+	defer b.waitIdle(b.gauge("pbxd_goroutines"))
+	for _, tc := range []struct {
+		codecs             []string
+		callerPT, calleePT uint8
+	}{{[]string{"PCMU", "PCMA"}, 0, 0}, {[]string{"PCMA"}, 8, 0}} {
+		t.Run(strings.Join(tc.codecs, "+"), func(t *testing.T) {
+			talk := 2 * time.Second
+			callee := startSIPpUAS(t, sippOpts{Scenario: "uas_answer.xml", Register: b.registration("moe-dev")})
+			uac := b.caller("uac_call_delayed.xml", "lena-dev", "752")
+			uac.Codecs, uac.Talk, uac.MediaPort = tc.codecs, talk, freeUDPPortRange(t, 4)
+			c := startRTPCapture(t, callee.MediaPort, uac.MediaPort)
+			res := runSIPpUACOK(t, uac)
+			callee.Finish(5 * time.Second)
+			c.Stop()
+			for _, m := range res.Messages {
+				if m.Sent && m.Method() == "INVITE" && strings.Contains(m.Text, "m=audio") {
+					t.Errorf("the caller's INVITE carried an offer:\n%s", m.Text)
+				}
+				if !m.Sent && m.Status() == 200 && cseqInvite.MatchString(m.Text) && !strings.Contains(m.Text, "m=audio") {
+					t.Errorf("pbxd's 200 to a delayed offer carried no offer:\n%s", m.Text)
+				}
+			}
+			wantAudio(t, "callee heard", c.To(callee.MediaPort), tc.calleePT, sippCallerHz, talk)
+			wantAudio(t, "caller heard", c.To(uac.MediaPort), tc.callerPT, sippCalleeHz, talk)
+			wantAudio(t, "caller sent", c.From(uac.MediaPort), tc.callerPT, sippCallerHz, talk)
+			w := b.lastWorkitem()
+			wantWorkitem(t, w, map[string]any{"type": "InternalCall", "from": "751", "to": "752", "endReason": "completed", "hangupBy": "caller"})
+			wantLegMedia(t, w, 40)
+		})
+	}
 }
 
 // TestCallForksToEveryContact: a user with a desk phone and a softphone;

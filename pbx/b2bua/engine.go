@@ -303,15 +303,18 @@ func (e *Engine) HandleInvite(req *sip.Request, tx sip.ServerTransaction) {
 	e.inbound(req, tx)
 }
 
-// HandleUpdate answers in-dialog UPDATEs (session refreshes) without a
-// body; UPDATEs that change media are refused with 488 for now.
+// HandleUpdate answers in-dialog UPDATEs (RFC 3311). One without a body
+// refreshes the session; one with an SDP offer (hold, a new address) is
+// handled like a re-INVITE: relayed to the other party, and answered in
+// the 200.
 func (e *Engine) HandleUpdate(req *sip.Request, tx sip.ServerTransaction) {
-	if e.findLeg(req) == nil {
+	l := e.findLeg(req)
+	if l == nil {
 		_ = tx.Respond(sip.NewResponseFromRequest(req, 481, "Call/Transaction Does Not Exist", nil))
 		return
 	}
 	if len(req.Body()) > 0 {
-		_ = tx.Respond(sip.NewResponseFromRequest(req, 488, "Not Acceptable Here", nil))
+		l.call.reinvite(l, req, tx)
 		return
 	}
 	_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))

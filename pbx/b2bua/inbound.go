@@ -59,29 +59,30 @@ func (e *Engine) inbound(req *sip.Request, tx sip.ServerTransaction) {
 		from.device, from.user = res.Device, res.User
 	}
 
-	// What they offer.
+	// What they offer: an SDP offer, or nothing (a delayed offer: pbxd
+	// offers in its 200 and the answer comes in the ACK).
 	body := req.Body()
-	if len(body) == 0 {
-		respond(488, "Not Acceptable Here", sip.NewHeader("Warning", `399 pbxd "an SDP offer is required in the INVITE"`))
-		return
-	}
-	if ct := req.ContentType(); ct == nil || !isSDP(ct.Value()) {
-		respond(415, "Unsupported Media Type", sip.NewHeader("Accept", "application/sdp"))
-		return
-	}
-	offer, err := sdp.Parse(body)
-	if err != nil {
-		respond(400, "Malformed SDP")
-		return
-	}
-	browser := isWebRTC(offer)
-	if browser && e.cfg.WebRTC == nil {
-		respond(488, "Not Acceptable Here", sip.NewHeader("Warning", `305 pbxd "WebRTC media is not enabled"`))
-		return
-	}
-	if _, err := sdp.Negotiate(offer, sdp.DefaultCodecs()); err != nil && !browser {
-		respond(488, "Not Acceptable Here", sip.NewHeader("Warning", `305 pbxd "no common codec: pbxd speaks PCMU and PCMA"`))
-		return
+	var offer *sdp.Session
+	browser := false
+	if len(body) > 0 {
+		if ct := req.ContentType(); ct == nil || !isSDP(ct.Value()) {
+			respond(415, "Unsupported Media Type", sip.NewHeader("Accept", "application/sdp"))
+			return
+		}
+		var err error
+		if offer, err = sdp.Parse(body); err != nil {
+			respond(400, "Malformed SDP")
+			return
+		}
+		browser = isWebRTC(offer)
+		if browser && e.cfg.WebRTC == nil {
+			respond(488, "Not Acceptable Here", sip.NewHeader("Warning", `305 pbxd "WebRTC media is not enabled"`))
+			return
+		}
+		if _, err := sdp.Negotiate(offer, sdp.DefaultCodecs()); err != nil && !browser {
+			respond(488, "Not Acceptable Here", sip.NewHeader("Warning", `305 pbxd "no common codec: pbxd speaks PCMU and PCMA"`))
+			return
+		}
 	}
 
 	// Where it goes.

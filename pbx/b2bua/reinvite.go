@@ -52,6 +52,10 @@ func (c *Call) reinvite(from *leg, req *sip.Request, tx sip.ServerTransaction) {
 			respond(488, "Not Acceptable Here", nil) // a browser always offers
 			return
 		}
+		// It is an offer: the party answers in its ACK.
+		c.mu.Lock()
+		from.awaitingAnswer = true
+		c.mu.Unlock()
 		respond(200, "OK", sdp.Build(from.local))
 		return
 	}

@@ -3,7 +3,6 @@ package b2bua
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -26,7 +25,7 @@ func (c *Call) run(dest destination) {
 	var formats []sdp.Format
 	if c.a != nil && c.a.web != nil {
 		formats = append(formats, c.a.codec.Format())
-	} else if c.a != nil {
+	} else if c.a != nil && c.a.remote != nil {
 		for _, f := range c.a.remote.Audio.Formats {
 			if cd := f.Codec(); cd != 0 && !hasCodec(formats, cd) {
 				formats = append(formats, cd.Format())
@@ -294,7 +293,9 @@ func (c *Call) provisional(f *fork, res *sip.Response, relayed *bool) {
 		*relayed = true
 		return
 	}
-	if res.StatusCode == 183 && len(res.Body()) > 0 && !c.earlyMedia {
+	// Early media needs the caller's offer: a caller who sent none (it
+	// waits for pbxd's offer in the 200) just hears that it rings.
+	if res.StatusCode == 183 && len(res.Body()) > 0 && !c.earlyMedia && (c.a.remote != nil || c.a.web != nil) {
 		if body, err := c.joinMedia(f.leg, res, false); err == nil {
 			c.earlyMedia = true
 			*relayed = true
@@ -328,17 +329,8 @@ func (c *Call) joinMedia(b *leg, res *sip.Response, expect bool) ([]byte, error)
 		if err != nil {
 			return nil, err
 		}
-		if remote.Audio == nil || remote.Audio.Addr.Port() == 0 {
-			return nil, fmt.Errorf("b2bua: callee declined audio")
-		}
-		for _, f := range remote.Audio.Formats {
-			if cd := f.Codec(); cd != 0 {
-				codec = cd
-				break
-			}
-		}
-		if codec == 0 {
-			return nil, sdp.ErrNoCommonCodec
+		if codec, err = answerCodec(remote); err != nil {
+			return nil, err
 		}
 		theirs := remote.Audio.Direction
 		b.applyMedia(remote, codec, remote.Audio.TelephoneEvent, theirs.Reverse(), expect)
@@ -349,7 +341,12 @@ func (c *Call) joinMedia(b *leg, res *sip.Response, expect bool) ([]byte, error)
 	if a == nil {
 		return nil, nil // originated: the owner bridges the leg
 	}
-	if a.web == nil {
+	switch {
+	case a.web == nil && a.remote == nil:
+		// The caller offered nothing: pbxd offers in the 200 and applies
+		// the caller's answer when its ACK comes.
+		c.answerBody = c.delayedOffer(a, codec)
+	case a.web == nil:
 		if !c.earlyMedia {
 			ans, err := sdp.NegotiatePrefer(a.remote, sdp.DefaultCodecs(), codec)
 			if err != nil {
