@@ -22,6 +22,19 @@ func startCallBox(t *testing.T, args ...string) *callBox {
 	return &callBox{proc: p, t: t, admin: p.login("admin", e2eAdminPassword)}
 }
 
+// startPhonePair is a call box with two phone users (name, extension),
+// checked at the end of the test to be back to idle: no call, dialog or
+// RTP leg left and no goroutine beyond the baseline taken here.
+func startPhonePair(t *testing.T, a, aExt, b, bExt string) *callBox {
+	t.Helper()
+	box := startCallBox(t)
+	box.phoneUser(a, aExt, nil)
+	box.phoneUser(b, bExt, nil)
+	baseline := box.gauge("pbxd_goroutines")
+	t.Cleanup(func() { box.waitIdle(baseline) })
+	return box
+}
+
 // phoneUser makes a user with an extension and one SIP device whose
 // username and password are derived from name; it returns the user id.
 func (b *callBox) phoneUser(name, ext string, extra map[string]any) string {
@@ -115,11 +128,7 @@ func wantWorkitem(t *testing.T, w map[string]any, want map[string]any) {
 // with media anchored on the box, and each phone hears the other's tone.
 func TestCallThroughPBX(t *testing.T) {
 	t.Parallel()
-	b := startCallBox(t)
-	b.phoneUser("alice", "701", nil)
-	b.phoneUser("bob", "702", nil)
-	baseline := b.gauge("pbxd_goroutines")
-	defer b.waitIdle(baseline)
+	b := startPhonePair(t, "alice", "701", "bob", "702")
 	for _, tc := range []struct {
 		codecs []string
 		pt     uint8
@@ -317,10 +326,7 @@ func TestCallSetupOutcomes(t *testing.T) {
 // again afterwards; a callee that hangs up ends the caller's leg too.
 func TestCallHoldAndCalleeHangup(t *testing.T) {
 	t.Parallel()
-	b := startCallBox(t)
-	b.phoneUser("gina", "731", nil)
-	b.phoneUser("hank", "732", nil)
-	defer b.waitIdle(b.gauge("pbxd_goroutines"))
+	b := startPhonePair(t, "gina", "731", "hank", "732")
 	for _, scenario := range []string{"uac_reinvite_hold.xml", "uac_update_hold.xml"} {
 		t.Run("hold by "+strings.Split(scenario, "_")[1], func(t *testing.T) { testHold(t, b, scenario) })
 	}
@@ -374,10 +380,7 @@ var cseqInvite = regexp.MustCompile(`(?mi)^CSeq:\s*\d+\s+INVITE`)
 // with the other codec.
 func TestCallDelayedOffer(t *testing.T) {
 	t.Parallel()
-	b := startCallBox(t)
-	b.phoneUser("lena", "751", nil)
-	b.phoneUser("moe", "752", nil)
-	defer b.waitIdle(b.gauge("pbxd_goroutines"))
+	b := startPhonePair(t, "lena", "751", "moe", "752")
 	for _, tc := range []struct {
 		codecs             []string
 		callerPT, calleePT uint8
