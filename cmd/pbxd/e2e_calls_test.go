@@ -410,6 +410,17 @@ func TestCallDelayedOffer(t *testing.T) {
 			wantLegMedia(t, w, 40)
 		})
 	}
+	// A phone that answers nothing in its ACK has no media: pbxd hangs up
+	// both legs rather than leave a silent call up.
+	t.Run("no answer in the ACK", func(t *testing.T) {
+		callee := startSIPpUAS(t, sippOpts{Scenario: "uas_answer.xml", Register: b.registration("moe-dev")})
+		runSIPpUACOK(t, b.caller("uac_call_delayed_noanswer.xml", "lena-dev", "752"))
+		// (SIPp calls a BYE this early "unexpected": only what it got counts.)
+		if got := callee.Wait().Requests(); !slices.Contains(got, "BYE") {
+			t.Errorf("the callee got %v, want pbxd's BYE", got)
+		}
+		wantWorkitem(t, b.lastWorkitem(), map[string]any{"endReason": "failed", "hangupBy": "system"})
+	})
 }
 
 // TestCallForksToEveryContact: a user with a desk phone and a softphone;

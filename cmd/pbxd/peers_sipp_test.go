@@ -28,6 +28,8 @@ package main
 //   - uac_update_hold.xml: the same hold and resume by UPDATE.
 //   - uac_call_delayed.xml: INVITEs without SDP (delayed offer), pbxd's
 //     offer in the 200, the answer in the ACK, audio for Talk, BYE.
+//   - uac_call_delayed_noanswer.xml: the same with an ACK without an
+//     answer; waits for pbxd's BYE.
 //   - uac_cancel.xml: 180, Talk of ringing, CANCEL, 200 and 487 in either
 //     order, ACK.
 //   - uac_rejected.xml: a final 403/404/408/480/486/487/488/500/503/603,

@@ -51,9 +51,9 @@ type leg struct {
 	remote *sdp.Session
 	codec  sdp.Codec
 	te     uint8
-	// awaitingAnswer is set when pbxd's 2xx carried the offer (the party
-	// sent an INVITE without SDP): the answer comes in the ACK.
-	awaitingAnswer bool
+	// ackAnswer is set when pbxd's 2xx carried the offer (the party sent
+	// an INVITE without SDP): the answer comes in the ACK.
+	ackAnswer ackAnswer
 }
 
 // media is the leg's endpoint for the bridge.
@@ -114,7 +114,7 @@ func (l *leg) readAck(req *sip.Request, tx sip.ServerTransaction) {
 	if l.uas != nil {
 		_ = l.uas.ReadAck(req, tx)
 	}
-	l.call.ackAnswer(l, req.Body())
+	l.call.takeAckAnswer(l, req.Body())
 }
 
 func (l *leg) readBye(req *sip.Request, tx sip.ServerTransaction) error {

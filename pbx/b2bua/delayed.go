@@ -12,6 +12,18 @@ import (
 
 var errNoAnswer = errors.New("b2bua: the ACK carries no SDP answer")
 
+// ackAnswer says whether a leg waits for an SDP answer in an ACK.
+type ackAnswer uint8
+
+const (
+	noAckAnswer ackAnswer = iota
+	// The call's first answer: without it the party has no media.
+	ackAnswerRequired
+	// The answer to pbxd's current description, re-offered on a
+	// re-INVITE without SDP: without it the media stays as it was.
+	ackAnswerRefresh
+)
+
 // delayedOffer is pbxd's offer in the 200 to a caller who offered
 // nothing: the callee's codec first, so the caller can take it and
 // nothing is transcoded, then the other codecs pbxd speaks.
@@ -24,7 +36,7 @@ func (c *Call) delayedOffer(a *leg, prefer sdp.Codec) []byte {
 	}
 	a.local = sdp.Local{Origin: a.local.Origin, Addr: a.rtp.LocalAddr(), Formats: formats, TelephoneEvent: teOffered, Direction: sdp.SendRecv}
 	c.mu.Lock()
-	a.awaitingAnswer = true
+	a.ackAnswer = ackAnswerRequired
 	c.mu.Unlock()
 	return sdp.Build(a.local)
 }
@@ -43,21 +55,27 @@ func answerCodec(remote *sdp.Session) (sdp.Codec, error) {
 	return 0, sdp.ErrNoCommonCodec
 }
 
-// ackAnswer applies the SDP answer in an ACK when pbxd's 2xx carried the
-// offer. An ACK cannot be refused, so a missing or unusable answer ends
-// the call with a BYE (RFC 3261 13.3.1.4).
-func (c *Call) ackAnswer(l *leg, body []byte) {
+// takeAckAnswer applies the SDP answer in an ACK when pbxd's 2xx carried
+// the offer. An ACK cannot be refused, so a missing or unusable first
+// answer ends the call with a BYE (RFC 3261 13.3.1.4); after a refresh
+// the media stays as it was.
+func (c *Call) takeAckAnswer(l *leg, body []byte) {
 	c.mu.Lock()
-	if !l.awaitingAnswer || c.ended {
-		c.mu.Unlock()
+	wait := l.ackAnswer
+	l.ackAnswer = noAckAnswer
+	ended := c.ended
+	c.mu.Unlock()
+	if wait == noAckAnswer || ended {
 		return
 	}
-	l.awaitingAnswer = false
-	c.mu.Unlock()
 	remote, err := parseAnswer(body)
 	var codec sdp.Codec
 	if err == nil {
 		codec, err = answerCodec(remote)
+	}
+	if err != nil && wait == ackAnswerRefresh {
+		c.log.Info("no usable SDP answer in the ACK of a refresh; media unchanged", "leg", l.role, "err", err)
+		return
 	}
 	if err != nil {
 		c.log.Info("no usable SDP answer in the ACK", "leg", l.role, "err", err)

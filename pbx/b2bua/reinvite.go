@@ -54,7 +54,7 @@ func (c *Call) reinvite(from *leg, req *sip.Request, tx sip.ServerTransaction) {
 		}
 		// It is an offer: the party answers in its ACK.
 		c.mu.Lock()
-		from.awaitingAnswer = true
+		from.ackAnswer = ackAnswerRefresh
 		c.mu.Unlock()
 		respond(200, "OK", sdp.Build(from.local))
 		return
