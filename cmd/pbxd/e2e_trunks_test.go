@@ -70,6 +70,18 @@ func TestTrunkWithSIPpCarrier(t *testing.T) {
 			t.Errorf("the extension got:\n%s", inv)
 		}
 		wantWorkitem(t, b.lastWorkitem(), map[string]any{"type": "InboundCall", "from": "4917012345", "to": "+4930555000", "endReason": "completed"})
+		// Carriers often send a delayed offer (no SDP in the INVITE): the
+		// call is answered with pbxd's offer and carries audio both ways.
+		callee = startSIPpUAS(t, sippOpts{Scenario: "uas_answer.xml", Register: b.registration("leo-dev")})
+		delayed := uac
+		delayed.Scenario, delayed.MediaPort = "uac_call_delayed.xml", freeUDPPortRange(t, 4)
+		c := startRTPCapture(t, callee.MediaPort, delayed.MediaPort)
+		runSIPpUACOK(t, delayed)
+		callee.Finish(5 * time.Second)
+		c.Stop()
+		wantAudio(t, "extension heard the carrier", c.To(callee.MediaPort), 0, sippCallerHz, 800*time.Millisecond)
+		wantAudio(t, "carrier heard the extension", c.To(delayed.MediaPort), 0, sippCalleeHz, 800*time.Millisecond)
+		wantWorkitem(t, b.lastWorkitem(), map[string]any{"type": "InboundCall", "to": "+4930555000", "endReason": "completed"})
 		// An unknown DID from the carrier is refused, not routed out again.
 		uac.To = "+4930555999"
 		uac.Scenario = "uac_rejected.xml"
