@@ -14,12 +14,14 @@ type callBox struct {
 	*proc
 	t     *testing.T
 	admin string
+	// seen are the call records lastWorkitem has returned.
+	seen map[string]bool
 }
 
 func startCallBox(t *testing.T, args ...string) *callBox {
 	t.Helper()
 	p := start(t, startOpts{env: []string{"PBXD_ADMIN_PASSWORD=" + e2eAdminPassword}, args: args})
-	return &callBox{proc: p, t: t, admin: p.login("admin", e2eAdminPassword)}
+	return &callBox{proc: p, t: t, admin: p.login("admin", e2eAdminPassword), seen: map[string]bool{}}
 }
 
 // startPhonePair is a call box with two phone users (name, extension),
@@ -62,7 +64,9 @@ func (b *callBox) caller(scenario, dev, ext string) sippOpts {
 	return sippOpts{Scenario: scenario, Target: b.sip, From: dev, To: ext, Username: dev, Password: "pw-" + dev}
 }
 
-// lastWorkitem waits until the newest call record has ended and returns it.
+// lastWorkitem waits until the newest call record is one it has not
+// returned before (records are written a moment after the call's SIP
+// exchange) and has ended, and returns it.
 func (b *callBox) lastWorkitem() map[string]any {
 	b.t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -70,7 +74,8 @@ func (b *callBox) lastWorkitem() map[string]any {
 		r := b.do("GET", "/api/v1/workitems?rows=1", b.admin, nil).want(b.t, 200)
 		if objs, _ := r.obj["objects"].([]any); len(objs) == 1 {
 			w := objs[0].(map[string]any)
-			if w["state"] == "ended" {
+			if id, _ := w["id"].(string); w["state"] == "ended" && !b.seen[id] {
+				b.seen[id] = true
 				return w
 			}
 		}

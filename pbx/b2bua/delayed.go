@@ -28,13 +28,7 @@ const (
 // nothing: the callee's codec first, so the caller can take it and
 // nothing is transcoded, then the other codecs pbxd speaks.
 func (c *Call) delayedOffer(a *leg, prefer sdp.Codec) []byte {
-	formats := []sdp.Format{prefer.Format()}
-	for _, cd := range sdp.DefaultCodecs() {
-		if cd != prefer {
-			formats = append(formats, cd.Format())
-		}
-	}
-	a.local = sdp.Local{Origin: a.local.Origin, Addr: a.rtp.LocalAddr(), Formats: formats, TelephoneEvent: teOffered, Direction: sdp.SendRecv}
+	a.local = sdp.Local{Origin: a.local.Origin, Addr: a.rtp.LocalAddr(), Formats: offerFormats(prefer), TelephoneEvent: teOffered, Direction: sdp.SendRecv}
 	c.mu.Lock()
 	a.ackAnswer = ackAnswerRequired
 	c.mu.Unlock()

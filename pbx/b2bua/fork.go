@@ -32,6 +32,17 @@ type fork struct {
 	dtx *sipgo.DialogClientSession
 }
 
+// write sends the fork's INVITE.
+func (f *fork) write() (*sipgo.DialogClientSession, error) {
+	dtx, err := f.ua.WriteInvite(f.ctx, f.req)
+	if err == nil {
+		f.mu.Lock()
+		f.dtx = dtx
+		f.mu.Unlock()
+	}
+	return dtx, err
+}
+
 // forkEvent is a response on a fork: provisional (final false), or the
 // end of its INVITE transaction (err nil means answered).
 type forkEvent struct {
@@ -100,15 +111,24 @@ func (f *fork) send(ev forkEvent) {
 
 // start sends the INVITE and reports its responses.
 func (f *fork) start() {
+	// Over UDP the INVITE goes out from the calling goroutine (a datagram
+	// never waits), sparing the call setup a hand-over to a new goroutine;
+	// over TCP, TLS or WebSocket writing may have to connect first, so it
+	// happens on the fork's own goroutine, which then waits for answers.
+	var dtx *sipgo.DialogClientSession
+	var err error
+	written := strings.EqualFold(f.req.Transport(), "UDP")
+	if written {
+		dtx, err = f.write()
+	}
 	f.call.e.goTracked(func() {
-		dtx, err := f.ua.WriteInvite(f.ctx, f.req)
+		if !written {
+			dtx, err = f.write()
+		}
 		if err != nil {
 			f.send(forkEvent{f: f, final: true, err: err})
 			return
 		}
-		f.mu.Lock()
-		f.dtx = dtx
-		f.mu.Unlock()
 		err = dtx.WaitAnswer(f.ctx, sipgo.AnswerOptions{
 			OnResponse: func(r *sip.Response) error {
 				if r.IsProvisional() && r.StatusCode != 100 {

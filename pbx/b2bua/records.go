@@ -15,35 +15,69 @@ import (
 // the flush to disk (against power loss) happens at most once a second
 // while records keep coming, so a burst of calls costs one fsync instead
 // of several per call, and call setup never waits for the disk.
+//
+// A snapshot does not wake the writer directly: a goroutine woken by a
+// channel send is scheduled next on the sender's processor, so it would
+// run its Badger commit before the INVITE or 200 the sender is about to
+// pass on. A timer wakes it instead, batchDelay after the first queued
+// snapshot (at once when a full batch is waiting).
 type recorder struct {
 	st   *store.Store
 	log  *slog.Logger
-	ch   chan *store.Workitem
+	wake *time.Timer
+	kick chan struct{} // a full batch is waiting
+	stop chan struct{}
 	done chan struct{}
-	// mu keeps save from sending on the channel close has closed.
-	mu     sync.RWMutex
-	closed bool
+
+	mu      sync.Mutex
+	queue   []*store.Workitem
+	armed   bool       // wake is set
+	room    *sync.Cond // signalled when the queue is taken
+	closing bool
 }
 
+// batchDelay is how long a snapshot waits for others to join its batch.
+const batchDelay = 2 * time.Millisecond
+
+// maxQueued snapshots make save wait for the writer: back-pressure
+// rather than a lost record or unbounded memory.
+const maxQueued = 4096
+
 func newRecorder(st *store.Store, log *slog.Logger) *recorder {
-	r := &recorder{st: st, log: log, ch: make(chan *store.Workitem, 4096), done: make(chan struct{})}
+	r := &recorder{st: st, log: log, wake: time.NewTimer(time.Hour), kick: make(chan struct{}, 1),
+		stop: make(chan struct{}), done: make(chan struct{})}
+	r.wake.Stop()
+	r.room = sync.NewCond(&r.mu)
 	go r.run()
 	return r
 }
 
 // save queues a copy of w. It blocks only when thousands of records are
-// waiting for the disk: back-pressure rather than a lost record.
+// waiting for the disk.
 func (r *recorder) save(w *store.Workitem) {
 	c := *w
 	c.Users = slices.Clone(w.Users)
 	c.Media = slices.Clone(w.Media)
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	if r.closed {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for len(r.queue) >= maxQueued && !r.closing {
+		r.room.Wait()
+	}
+	if r.closing {
 		r.log.Warn("b2bua: call record after shutdown not saved", "workitem", w.ID)
 		return
 	}
-	r.ch <- &c
+	r.queue = append(r.queue, &c)
+	switch {
+	case len(r.queue) >= maxBatch:
+		select {
+		case r.kick <- struct{}{}:
+		default:
+		}
+	case !r.armed:
+		r.armed = true
+		r.wake.Reset(batchDelay)
+	}
 }
 
 const maxBatch = 256
@@ -56,12 +90,13 @@ func (r *recorder) run() {
 	tick := time.NewTicker(syncEvery)
 	defer tick.Stop()
 	dirty := false
-	batch := make([]*store.Workitem, 0, maxBatch)
 	for {
-		var w *store.Workitem
-		var ok bool
+		stopping := false
 		select {
-		case w, ok = <-r.ch:
+		case <-r.wake.C:
+		case <-r.kick:
+		case <-r.stop:
+			stopping = true
 		case <-tick.C:
 			if dirty {
 				r.sync()
@@ -69,28 +104,23 @@ func (r *recorder) run() {
 			}
 			continue
 		}
-		if !ok {
+		r.mu.Lock()
+		queue := r.queue
+		r.queue, r.armed = nil, false
+		r.room.Broadcast()
+		r.mu.Unlock()
+		for len(queue) > 0 {
+			n := min(len(queue), maxBatch)
+			r.write(queue[:n])
+			queue = queue[n:]
+			dirty = true
+		}
+		if stopping {
 			if dirty {
 				r.sync()
 			}
 			return
 		}
-		batch = append(batch[:0], w)
-	drain:
-		for len(batch) < maxBatch {
-			select {
-			case w, ok := <-r.ch:
-				if !ok {
-					break drain
-				}
-				batch = append(batch, w)
-			default:
-				break drain
-			}
-		}
-		r.write(batch)
-		clear(batch)
-		dirty = true
 	}
 }
 
@@ -126,10 +156,13 @@ func (r *recorder) write(batch []*store.Workitem) {
 // close writes what is queued and stops.
 func (r *recorder) close() {
 	r.mu.Lock()
-	if !r.closed {
-		r.closed = true
-		close(r.ch)
-	}
+	first := !r.closing
+	r.closing = true
+	r.room.Broadcast()
 	r.mu.Unlock()
+	if first {
+		r.wake.Stop()
+		close(r.stop)
+	}
 	<-r.done
 }

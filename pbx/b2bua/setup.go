@@ -3,6 +3,7 @@ package b2bua
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -22,21 +23,15 @@ func (c *Call) run(dest destination) {
 	// Our offer to the callee: the caller's codecs in the caller's order
 	// (a browser caller's one negotiated codec first), so the callee can
 	// pick the same one and no transcoding is needed.
-	var formats []sdp.Format
+	var first []sdp.Codec
 	if c.a != nil && c.a.web != nil {
-		formats = append(formats, c.a.codec.Format())
+		first = append(first, c.a.codec)
 	} else if c.a != nil && c.a.remote != nil {
 		for _, f := range c.a.remote.Audio.Formats {
-			if cd := f.Codec(); cd != 0 && !hasCodec(formats, cd) {
-				formats = append(formats, cd.Format())
-			}
+			first = append(first, f.Codec())
 		}
 	}
-	for _, cd := range sdp.DefaultCodecs() {
-		if !hasCodec(formats, cd) {
-			formats = append(formats, cd.Format())
-		}
-	}
+	formats := offerFormats(first...)
 	c.mu.Lock()
 	c.bridge = media.NewBridge(media.BridgeConfig{OnEvent: c.onEvent, Clock: c.e.cfg.MixClock})
 	c.mu.Unlock()
@@ -61,6 +56,18 @@ func (c *Call) run(dest destination) {
 		f.start()
 	}
 	c.ring(forks)
+}
+
+// offerFormats lists the codecs pbxd offers: first in that order (zero
+// and repeated ones skipped), then the rest of the codecs pbxd speaks.
+func offerFormats(first ...sdp.Codec) []sdp.Format {
+	var formats []sdp.Format
+	for _, cd := range slices.Concat(first, sdp.DefaultCodecs()) {
+		if cd != 0 && !hasCodec(formats, cd) {
+			formats = append(formats, cd.Format())
+		}
+	}
+	return formats
 }
 
 func hasCodec(fs []sdp.Format, c sdp.Codec) bool {
@@ -404,28 +411,39 @@ func (c *Call) answer(f *fork) {
 	c.b = b
 	c.answered = true
 	c.w.State, c.w.AnsweredAt = store.WorkitemAnswered, now
-	c.record()
 	c.mu.Unlock()
 	c.e.addDialog(b)
 	b.onTimeout(c.onMediaTimeout)
-	if c.a == nil {
+	// What is not on the caller's critical path: the record of the answer
+	// (unless the call has ended meanwhile: its end record has it), the
+	// ACK to the callee, and the release of the legs that lost.
+	settle := func() {
+		c.mu.Lock()
+		if !c.ended {
+			c.record()
+		}
+		c.mu.Unlock()
 		ackCallee()
 		c.closeSpareLegs(b)
+	}
+	if c.a == nil {
+		settle()
 		c.log.Info("call answered", "by", f.desc, "codec", b.codec.String())
 		return
 	}
 	c.a.onTimeout(c.onMediaTimeout)
-	// The answer goes to the caller first, the ACK to the callee and the
-	// clean-up right after: Respond holds until the caller's ACK, and
-	// nothing else here is on the caller's critical path.
-	answered := make(chan error, 1)
+	// The 200 goes out on this goroutine first; the rest runs beside it
+	// (a goroutine started here only runs once this one waits, and
+	// Respond holds until the caller's ACK).
+	settled := make(chan struct{})
 	go func() {
-		answered <- c.a.uas.Respond(200, "OK", body, sip.NewHeader("Content-Type", "application/sdp"))
+		defer close(settled)
+		settle()
+		c.log.Info("call answered", "by", f.desc, "codec", c.a.codec.String()+"/"+b.codec.String())
 	}()
-	ackCallee()
-	c.closeSpareLegs(b)
-	c.log.Info("call answered", "by", f.desc, "codec", c.a.codec.String()+"/"+b.codec.String())
-	if err := <-answered; err != nil {
+	err = c.a.uas.Respond(200, "OK", body, sip.NewHeader("Content-Type", "application/sdp"))
+	<-settled
+	if err != nil {
 		c.log.Info("caller never confirmed the answer", "err", err)
 		c.hangup(endFailed, "system", nil)
 	}
