@@ -335,6 +335,29 @@ func TestCallHoldAndCalleeHangup(t *testing.T) {
 	for _, scenario := range []string{"uac_reinvite_hold.xml", "uac_update_hold.xml"} {
 		t.Run("hold by "+strings.Split(scenario, "_")[1], func(t *testing.T) { testHold(t, b, scenario) })
 	}
+	// A re-INVITE without SDP (a session refresh some phones send) is
+	// answered by pbxd with its current offer, the phone's answer in the
+	// ACK is applied, and the call goes on with audio both ways.
+	t.Run("refresh without SDP", func(t *testing.T) {
+		callee := startSIPpUAS(t, sippOpts{Scenario: "uas_answer.xml", Register: b.registration("hank-dev")})
+		uac := b.caller("uac_reinvite_nosdp.xml", "gina-dev", "732")
+		uac.Talk, uac.MediaPort = time.Second, freeUDPPortRange(t, 4)
+		c := startRTPCapture(t, callee.MediaPort, uac.MediaPort)
+		runSIPpUACOK(t, uac)
+		callee.Finish(5 * time.Second)
+		c.Stop()
+		if got := callee.Wait().Requests(); !slices.Equal(got, []string{"INVITE", "ACK", "BYE"}) {
+			t.Errorf("the callee got %v: the refresh is pbxd's to answer", got)
+		}
+		if !slices.ContainsFunc(b.logRecords(t), func(r map[string]any) bool {
+			return r["msg"] == "answer taken from the ACK" && r["leg"] == "caller"
+		}) {
+			t.Error("pbxd did not apply the answer in the ACK of the refresh")
+		}
+		wantAudio(t, "callee heard", c.To(callee.MediaPort), 0, sippCallerHz, 2*time.Second)
+		wantAudio(t, "caller heard", c.To(uac.MediaPort), 0, sippCalleeHz, 2*time.Second)
+		wantWorkitem(t, b.lastWorkitem(), map[string]any{"endReason": "completed", "hangupBy": "caller"})
+	})
 	t.Run("callee hangs up", func(t *testing.T) {
 		callee := startSIPpUAS(t, sippOpts{Scenario: "uas_answer_bye.xml", Talk: time.Second, Register: b.registration("hank-dev")})
 		runSIPpUACOK(t, b.caller("uac_call_wait_bye.xml", "gina-dev", "732"))

@@ -26,6 +26,8 @@ package main
 //     recvonly or inactive), Hold, re-INVITE a=sendrecv (the 200 must not
 //     hold), Talk, BYE.
 //   - uac_update_hold.xml: the same hold and resume by UPDATE.
+//   - uac_reinvite_nosdp.xml: Talk, a re-INVITE without SDP (the 200 must
+//     offer), the answer in the ACK, Talk, BYE.
 //   - uac_call_delayed.xml: INVITEs without SDP (delayed offer), pbxd's
 //     offer in the 200, the answer in the ACK, audio for Talk, BYE.
 //   - uac_call_delayed_noanswer.xml: the same with an ACK without an
