@@ -142,14 +142,11 @@ func TestCallThroughPBX(t *testing.T) {
 			talk := 2 * time.Second
 			callee := startSIPpUAS(t, sippOpts{Scenario: "uas_answer.xml", Register: b.registration("bob-dev")})
 			uac := b.caller("uac_call.xml", "alice-dev", "702")
-			uac.Codecs, uac.Talk, uac.MediaPort = tc.codecs, talk, freeUDPPortRange(t, 4)
-			c := startRTPCapture(t, callee.MediaPort, uac.MediaPort)
-			res := runSIPpUACOK(t, uac)
+			uac.Codecs, uac.Talk = tc.codecs, talk
+			res, c := capturedCall(t, callee, &uac)
 			if st := res.Responses(); !slices.Contains(st, 407) || !slices.Contains(st, 200) {
 				t.Errorf("caller saw %v, want a 407 challenge then 200", st)
 			}
-			callee.Finish(5 * time.Second)
-			c.Stop()
 			// What each phone sent reached the other through pbxd.
 			wantAudio(t, "caller sent", c.From(uac.MediaPort), tc.pt, sippCallerHz, talk)
 			wantAudio(t, "callee heard", c.To(callee.MediaPort), tc.pt, sippCallerHz, talk)
@@ -341,11 +338,8 @@ func TestCallHoldAndCalleeHangup(t *testing.T) {
 	t.Run("refresh without SDP", func(t *testing.T) {
 		callee := startSIPpUAS(t, sippOpts{Scenario: "uas_answer.xml", Register: b.registration("hank-dev")})
 		uac := b.caller("uac_reinvite_nosdp.xml", "gina-dev", "732")
-		uac.Talk, uac.MediaPort = time.Second, freeUDPPortRange(t, 4)
-		c := startRTPCapture(t, callee.MediaPort, uac.MediaPort)
-		runSIPpUACOK(t, uac)
-		callee.Finish(5 * time.Second)
-		c.Stop()
+		uac.Talk = time.Second
+		_, c := capturedCall(t, callee, &uac)
 		if got := callee.Wait().Requests(); !slices.Equal(got, []string{"INVITE", "ACK", "BYE"}) {
 			t.Errorf("the callee got %v: the refresh is pbxd's to answer", got)
 		}
@@ -372,11 +366,8 @@ func testHold(t *testing.T, b *callBox, scenario string) {
 	{
 		callee := startSIPpUAS(t, sippOpts{Scenario: "uas_answer.xml", Register: b.registration("hank-dev")})
 		uac := b.caller(scenario, "gina-dev", "732")
-		uac.Talk, uac.Hold, uac.MediaPort = time.Second, 800*time.Millisecond, freeUDPPortRange(t, 4)
-		c := startRTPCapture(t, callee.MediaPort, uac.MediaPort)
-		runSIPpUACOK(t, uac)
-		callee.Finish(5 * time.Second)
-		c.Stop()
+		uac.Talk, uac.Hold = time.Second, 800*time.Millisecond
+		_, c := capturedCall(t, callee, &uac)
 		res := callee.Wait()
 		if got := res.Requests(); !slices.Equal(got, []string{"INVITE", "ACK", "INVITE", "ACK", "INVITE", "ACK", "BYE"}) {
 			t.Errorf("the callee got %v, want the hold and unhold re-INVITEs relayed", got)
@@ -417,11 +408,8 @@ func TestCallDelayedOffer(t *testing.T) {
 			talk := 2 * time.Second
 			callee := startSIPpUAS(t, sippOpts{Scenario: "uas_answer.xml", Register: b.registration("moe-dev")})
 			uac := b.caller("uac_call_delayed.xml", "lena-dev", "752")
-			uac.Codecs, uac.Talk, uac.MediaPort = tc.codecs, talk, freeUDPPortRange(t, 4)
-			c := startRTPCapture(t, callee.MediaPort, uac.MediaPort)
-			res := runSIPpUACOK(t, uac)
-			callee.Finish(5 * time.Second)
-			c.Stop()
+			uac.Codecs, uac.Talk = tc.codecs, talk
+			res, c := capturedCall(t, callee, &uac)
 			for _, m := range res.Messages {
 				if m.Sent && m.Method() == "INVITE" && strings.Contains(m.Text, "m=audio") {
 					t.Errorf("the caller's INVITE carried an offer:\n%s", m.Text)

@@ -39,11 +39,8 @@ func TestTrunkWithSIPpCarrier(t *testing.T) {
 		b.addTrunk(map[string]any{"name": "carrier-out", "host": carrier.Addr, "prefixes": []string{"00"}, "strip": 2, "addPrefix": "+",
 			"callerId": "4930111222", "callerName": "Example GmbH"})
 		uac := b.caller("uac_call.xml", "kim-dev", "004930999888")
-		uac.Talk, uac.MediaPort = 1500*time.Millisecond, freeUDPPortRange(t, 4)
-		c := startRTPCapture(t, carrier.MediaPort, uac.MediaPort)
-		runSIPpUACOK(t, uac)
-		carrier.Finish(5 * time.Second)
-		c.Stop()
+		uac.Talk = 1500 * time.Millisecond
+		_, c := capturedCall(t, carrier, &uac)
 		inv := sippReceived(carrier.Wait(), "INVITE")
 		if !strings.HasPrefix(inv, "INVITE sip:+4930999888@") || !strings.Contains(inv, "sip:4930111222@") || !strings.Contains(inv, "Example GmbH") {
 			t.Errorf("the carrier got:\n%s", inv)
@@ -74,11 +71,8 @@ func TestTrunkWithSIPpCarrier(t *testing.T) {
 		// call is answered with pbxd's offer and carries audio both ways.
 		callee = startSIPpUAS(t, sippOpts{Scenario: "uas_answer.xml", Register: b.registration("leo-dev")})
 		delayed := uac
-		delayed.Scenario, delayed.MediaPort = "uac_call_delayed.xml", freeUDPPortRange(t, 4)
-		c := startRTPCapture(t, callee.MediaPort, delayed.MediaPort)
-		runSIPpUACOK(t, delayed)
-		callee.Finish(5 * time.Second)
-		c.Stop()
+		delayed.Scenario = "uac_call_delayed.xml"
+		_, c := capturedCall(t, callee, &delayed)
 		wantAudio(t, "extension heard the carrier", c.To(callee.MediaPort), 0, sippCallerHz, 800*time.Millisecond)
 		wantAudio(t, "carrier heard the extension", c.To(delayed.MediaPort), 0, sippCalleeHz, 800*time.Millisecond)
 		wantWorkitem(t, b.lastWorkitem(), map[string]any{"type": "InboundCall", "to": "+4930555000", "endReason": "completed"})
@@ -127,11 +121,8 @@ func TestTrunkBetweenTwoBoxes(t *testing.T) {
 	t.Run("A to B", func(t *testing.T) {
 		remote := startSIPpUAS(t, sippOpts{Scenario: "uas_answer.xml", Register: bb.registration("remote-dev")})
 		uac := a.caller("uac_call.xml", "mia-dev", "9800")
-		uac.Talk, uac.MediaPort = 1500*time.Millisecond, freeUDPPortRange(t, 4)
-		c := startRTPCapture(t, remote.MediaPort, uac.MediaPort)
-		runSIPpUACOK(t, uac)
-		remote.Finish(5 * time.Second)
-		c.Stop()
+		uac.Talk = 1500 * time.Millisecond
+		_, c := capturedCall(t, remote, &uac)
 		wantAudio(t, "the far end heard", c.To(remote.MediaPort), 0, sippCallerHz, 1500*time.Millisecond)
 		wantAudio(t, "the caller heard", c.To(uac.MediaPort), 0, sippCalleeHz, 1500*time.Millisecond)
 		wantWorkitem(t, a.lastWorkitem(), map[string]any{"type": "OutboundCall", "to": "9800", "endReason": "completed"})

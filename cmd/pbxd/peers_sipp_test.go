@@ -414,6 +414,19 @@ func sippRegistrar(t *testing.T, r sippRegistration, port int, scenario string) 
 	return nil
 }
 
+// capturedCall runs uac to its end against callee, a SIPp UAS already
+// started, on a fresh media port and with the RTP of both captured; the
+// callee then gets 5 s to finish.
+func capturedCall(t *testing.T, callee *sippProc, uac *sippOpts) (sippResult, *rtpCapture) {
+	t.Helper()
+	uac.MediaPort = freeUDPPortRange(t, 4)
+	c := startRTPCapture(t, callee.MediaPort, uac.MediaPort)
+	res := runSIPpUACOK(t, *uac)
+	callee.Finish(5 * time.Second)
+	c.Stop()
+	return res, c
+}
+
 // sippInjection is the injection file of the uac_*.xml scenarios:
 // caller;callee;formats;rtpmap1;rtpmap2;[authentication …];holdms.
 func sippInjection(t *testing.T, o sippOpts) string {
