@@ -10,7 +10,10 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"strings"
+	"sync"
+	"time"
 
 	"golang.org/x/crypto/argon2"
 )
@@ -43,28 +46,76 @@ var ErrBadHash = errors.New("auth: malformed password hash")
 // Hasher computes and verifies argon2id hashes while bounding how many run at
 // once: each takes ArgonMemory of RAM, and a burst of logins must not push a
 // small appliance into swap.
+//
+// The memory of those hashes is garbage as soon as they finish, but the Go
+// runtime hands it back to the system only minutes later: after a burst of
+// logins (a shift starting) the process would sit at a hundred MiB or more.
+// So once hashing has been quiet for releaseAfter, the Hasher returns
+// freed memory to the system at once.
 type Hasher struct {
 	sem chan struct{}
+	// released is what runs once a burst is over (tests count it).
+	released func()
+
+	quietFor time.Duration // releaseAfter; shorter in tests
+
+	mu     sync.Mutex
+	busy   int
+	hashed bool // a hash ran since the last release
+	quiet  *time.Timer
 }
+
+// releaseAfter is how long hashing must have stopped before freed memory
+// goes back to the system.
+const releaseAfter = 2 * time.Second
 
 // NewHasher returns a Hasher that runs at most parallel hashes at a time.
 func NewHasher(parallel int) *Hasher {
 	if parallel < 1 {
 		parallel = 1
 	}
-	return &Hasher{sem: make(chan struct{}, parallel)}
+	h := &Hasher{sem: make(chan struct{}, parallel), released: debug.FreeOSMemory, quietFor: releaseAfter}
+	h.quiet = time.AfterFunc(time.Hour, h.release)
+	h.quiet.Stop()
+	return h
 }
 
 func (h *Hasher) acquire(ctx context.Context) error {
 	select {
 	case h.sem <- struct{}{}:
-		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	h.mu.Lock()
+	h.busy++
+	h.hashed = true
+	h.quiet.Stop()
+	h.mu.Unlock()
+	return nil
 }
 
-func (h *Hasher) release() { <-h.sem }
+func (h *Hasher) done() {
+	h.mu.Lock()
+	h.busy--
+	if h.busy == 0 {
+		h.quiet.Reset(h.quietFor)
+	}
+	h.mu.Unlock()
+	<-h.sem
+}
+
+// release returns freed memory to the system unless hashing resumed.
+func (h *Hasher) release() {
+	h.mu.Lock()
+	run := h.busy == 0 && h.hashed
+	if run {
+		h.hashed = false
+	}
+	h.mu.Unlock()
+	if run {
+		h.released()
+	}
+}
 
 // Hash returns the PHC-format argon2id hash of password with a fresh salt.
 func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
@@ -76,7 +127,7 @@ func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
 		return "", err
 	}
 	key := argon2.IDKey([]byte(password), salt, ArgonTime, ArgonMemory, ArgonThreads, ArgonKeyLen)
-	h.release()
+	h.done()
 	b64 := base64.RawStdEncoding
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s",
 		argon2.Version, ArgonMemory, ArgonTime, ArgonThreads, b64.EncodeToString(salt), b64.EncodeToString(key)), nil
@@ -93,7 +144,7 @@ func (h *Hasher) Verify(ctx context.Context, encoded, password string) error {
 		return err
 	}
 	key := argon2.IDKey([]byte(password), p.salt, p.time, p.memory, p.threads, uint32(len(p.key)))
-	h.release()
+	h.done()
 	if subtle.ConstantTimeCompare(key, p.key) != 1 {
 		return ErrMismatch
 	}
@@ -107,7 +158,7 @@ func (h *Hasher) Burn(ctx context.Context, password string) {
 		return
 	}
 	argon2.IDKey([]byte(password), make([]byte, ArgonSaltLen), ArgonTime, ArgonMemory, ArgonThreads, ArgonKeyLen)
-	h.release()
+	h.done()
 }
 
 type phc struct {
