@@ -31,38 +31,34 @@ func TestHasherReleasesMemoryAfterABurst(t *testing.T) {
 	h.quietFor = 200 * time.Millisecond
 	var released atomic.Int32
 	h.released = func() { released.Add(1) }
+	want := func(n int32, when string) {
+		t.Helper()
+		if got := released.Load(); got != n {
+			t.Fatalf("%s: released %d times, want %d", when, got, n)
+		}
+	}
 	encoded, err := h.Hash(context.Background(), "correct horse")
 	if err != nil {
 		t.Fatal(err)
 	}
 	burst(t, h, encoded, 6)
-	if n := released.Load(); n != 0 {
-		t.Fatalf("released %d times right after the burst, before the quiet time", n)
-	}
+	want(0, "right after the burst, before the quiet time")
 	time.Sleep(500 * time.Millisecond)
-	if n := released.Load(); n != 1 {
-		t.Fatalf("released %d times after a quiet time, want 1", n)
-	}
+	want(1, "after a quiet time")
 	time.Sleep(500 * time.Millisecond)
-	if n := released.Load(); n != 1 {
-		t.Fatalf("released %d times with nothing hashed since, want still 1", n)
-	}
+	want(1, "with nothing hashed since")
 	// Hashes that keep coming closer than the quiet time hold it off.
 	for range 4 {
 		burst(t, h, encoded, 1)
 		time.Sleep(50 * time.Millisecond)
 	}
-	if n := released.Load(); n != 1 {
-		t.Fatalf("released during a stream of hashes: %d", n)
-	}
+	want(1, "during a stream of hashes")
 	time.Sleep(500 * time.Millisecond)
-	if n := released.Load(); n != 2 {
-		t.Fatalf("released %d times after the second burst, want 2", n)
-	}
+	want(2, "after the second burst")
 }
 
 // TestHasherReturnsFreedMemory: with the real release, the argon2id
-// buffers of a burst do not stay with the process as free heap.
+// buffers of a burst do not stay with the process.
 func TestHasherReturnsFreedMemory(t *testing.T) {
 	h := NewHasher(4)
 	h.quietFor = 100 * time.Millisecond
