@@ -191,8 +191,35 @@ func TestRTCPReports(t *testing.T) {
 	}
 }
 
+// freePortBlock is an even port at which n consecutive UDP ports on
+// loopback are free, between 7000 and 9999: below the kernel's ephemeral
+// range and the ranges other tests give pbxd, so that no other socket
+// takes one of them while a test that needs that exact range runs.
+func freePortBlock(t *testing.T, n int) int {
+	t.Helper()
+	for lo := 7000 + int(time.Now().UnixNano()%100)*20; lo+n <= 10000; lo += n + n%2 {
+		var held []*net.UDPConn
+		for p := lo; p < lo+n; p++ {
+			c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: p})
+			if err != nil {
+				break
+			}
+			held = append(held, c)
+		}
+		for _, c := range held {
+			c.Close()
+		}
+		if len(held) == n {
+			return lo
+		}
+	}
+	t.Fatalf("no %d free UDP ports in a row below 10000", n)
+	return 0
+}
+
 func TestPortPoolExhaustion(t *testing.T) {
-	e, err := New(Config{Ports: PortRange{Lo: 54000, Hi: 54005}, BindIP: netip.MustParseAddr("127.0.0.1")})
+	lo := freePortBlock(t, 6)
+	e, err := New(Config{Ports: PortRange{Lo: lo, Hi: lo + 5}, BindIP: netip.MustParseAddr("127.0.0.1")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,7 +247,8 @@ func TestPortPoolExhaustion(t *testing.T) {
 // A pair bound ahead of its call may have caught packets; the leg that
 // takes it must not latch onto them.
 func TestSparePairDropsQueuedPackets(t *testing.T) {
-	e, err := New(Config{Ports: PortRange{Lo: 55000, Hi: 55003}, BindIP: netip.MustParseAddr("127.0.0.1"), Spares: 1})
+	lo := freePortBlock(t, 4)
+	e, err := New(Config{Ports: PortRange{Lo: lo, Hi: lo + 3}, BindIP: netip.MustParseAddr("127.0.0.1"), Spares: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

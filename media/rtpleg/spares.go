@@ -3,6 +3,7 @@ package rtpleg
 import (
 	"net"
 	"syscall"
+	"time"
 )
 
 // Binding a port pair costs four system calls per socket, about 60 µs
@@ -34,16 +35,32 @@ func (e *Engine) bindPair() (spare, error) {
 func (e *Engine) takePair() (spare, error) {
 	select {
 	case s := <-e.spares:
-		e.askRefill()
-		// Anything that arrived while the pair waited is not from the
-		// new call's party, and must not be the packet the leg latches on.
-		discardQueued(s.rtp)
-		discardQueued(s.rtcp)
-		return s, nil
+		return e.handOut(s), nil
 	default:
 	}
 	e.askRefill()
-	return e.bindPair()
+	s, err := e.bindPair()
+	if err == nil {
+		return s, nil
+	}
+	// With the range nearly full, the refiller may have bound the last
+	// free pair a moment ago and be about to queue it as a spare.
+	select {
+	case s := <-e.spares:
+		return e.handOut(s), nil
+	case <-time.After(10 * time.Millisecond):
+		return spare{}, err
+	}
+}
+
+// handOut readies a spare for a new leg.
+func (e *Engine) handOut(s spare) spare {
+	e.askRefill()
+	// Anything that arrived while the pair waited is not from the new
+	// call's party, and must not be the packet the leg latches on.
+	discardQueued(s.rtp)
+	discardQueued(s.rtcp)
+	return s
 }
 
 func (e *Engine) askRefill() {
