@@ -88,8 +88,8 @@ func TestDirection(t *testing.T) {
 		if d.Reverse().Reverse() != d {
 			t.Errorf("%v reversed twice is %v", d, d.Reverse().Reverse())
 		}
-		if directionFrom(d.Sends(), d.Receives()) != d {
-			t.Errorf("directionFrom(%v) is not itself", d)
+		if DirectionFrom(d.Sends(), d.Receives()) != d {
+			t.Errorf("DirectionFrom(%v) is not itself", d)
 		}
 	}
 	if SendOnly.Reverse() != RecvOnly || SendRecv.Reverse() != SendRecv || Inactive.Reverse() != Inactive {

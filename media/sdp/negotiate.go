@@ -83,7 +83,7 @@ func NegotiatePrefer(offer *Session, prefs []Codec, prefer Codec) (Answer, error
 
 	offered := a.Direction
 	if a.Addr.Addr().IsUnspecified() {
-		offered = directionFrom(offered.Sends(), false)
+		offered = DirectionFrom(offered.Sends(), false)
 	}
 
 	ans := Answer{

@@ -98,8 +98,8 @@ func (d Direction) Sends() bool { return d == SendRecv || d == SendOnly }
 // Receives reports whether the writer of the SDP wants to receive media.
 func (d Direction) Receives() bool { return d == SendRecv || d == RecvOnly }
 
-// directionFrom builds a direction from the two capabilities.
-func directionFrom(send, recv bool) Direction {
+// DirectionFrom builds a direction from the two capabilities.
+func DirectionFrom(send, recv bool) Direction {
 	switch {
 	case send && recv:
 		return SendRecv

@@ -77,7 +77,7 @@ func (c *Call) takeAckAnswer(l *leg, body []byte) {
 		return
 	}
 	theirs, mine := remote.Audio.Direction, l.local.Direction
-	ours := directionOf(theirs.Receives() && mine.Sends(), theirs.Sends() && mine.Receives())
+	ours := sdp.DirectionFrom(theirs.Receives() && mine.Sends(), theirs.Sends() && mine.Receives())
 	l.applyMedia(remote, codec, remote.Audio.TelephoneEvent, ours, true)
 	c.log.Info("answer taken from the ACK", "leg", l.role, "codec", codec.String())
 }
@@ -87,17 +87,4 @@ func parseAnswer(body []byte) (*sdp.Session, error) {
 		return nil, errNoAnswer
 	}
 	return sdp.Parse(body)
-}
-
-// directionOf names the direction that sends and/or receives.
-func directionOf(send, recv bool) sdp.Direction {
-	switch {
-	case send && recv:
-		return sdp.SendRecv
-	case send:
-		return sdp.SendOnly
-	case recv:
-		return sdp.RecvOnly
-	}
-	return sdp.Inactive
 }
