@@ -476,7 +476,12 @@ func TestReloadDisableUnregisters(t *testing.T) {
 	if st := m.Status(tr.ID); st.State != StateDisabled {
 		t.Fatalf("status after disabling: %+v", st)
 	}
-	waitFor(t, 3*time.Second, "the binding to disappear", func() bool { return len(b.c.bindings(t)) == 0 })
+	// The carrier drops the binding a moment before it records the
+	// exchange: wait for both.
+	waitFor(t, 3*time.Second, "the binding to disappear and the unregistration to be recorded", func() bool {
+		ex := b.c.exchanges()
+		return len(b.c.bindings(t)) == 0 && len(ex) > 0 && ex[len(ex)-1].expires == "0"
+	})
 	if ex := b.c.exchanges(); ex[len(ex)-1].expires != "0" || ex[len(ex)-1].code != 200 {
 		t.Fatalf("last exchange %+v", ex[len(ex)-1])
 	}
